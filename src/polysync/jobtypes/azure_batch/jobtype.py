@@ -1,0 +1,561 @@
+"""``BatchJobType``: the `Batch Job` job type, wiring client, plan, status and links.
+
+One ``BatchApi`` (one SDK client) per Platform, created on first use and closed by
+``aclose()``. Template jobs are cached with their ETag and re-read on every run with
+``If-None-Match`` (D2): a 304 keeps the cached copy, anything else replaces it — so an
+updated template pool (the seed's fix for PoolNotFound) is seen by the very next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from polysync.domain import ids
+from polysync.domain.models import JOB_TYPE_BATCH_JOB, Job, Platform, SecretRef, TaskRun
+from polysync.errors import (
+    FingerprintMismatch,
+    NotFoundError,
+    PlatformError,
+    PolysyncError,
+    PoolNotFoundError,
+    TemplateError,
+)
+from polysync.jobtypes.azure_batch import links, plan, status
+from polysync.jobtypes.azure_batch.client import (
+    DEFAULT_RETRY_BACKOFF_S,
+    DEFAULT_RETRY_TOTAL,
+    JSON,
+    BatchApi,
+)
+from polysync.jobtypes.azure_batch.credentials import build_credential
+from polysync.jobtypes.base import (
+    CancelOutcome,
+    ConnectivityReport,
+    DiscoveredJob,
+    FileChunk,
+    ImportedTemplate,
+    PollResult,
+    ProviderStatus,
+    SubmitRequest,
+    SubmitResult,
+)
+
+log = logging.getLogger(__name__)
+
+DISCOVER_SELECT: tuple[str, ...] = ("id", "displayName", "state")
+TASK_SOURCE_SELECT: tuple[str, ...] = ("id", *plan.COPIED_TASK_FIELDS)
+POOL_SELECT: tuple[str, ...] = (
+    "id",
+    "state",
+    "allocationState",
+    "allocationStateTransitionTime",
+    "currentDedicatedNodes",
+    "currentLowPriorityNodes",
+    "targetDedicatedNodes",
+    "targetLowPriorityNodes",
+    "enableAutoScale",
+    "autoScaleFormula",
+    "autoScaleRun",
+    "resizeErrors",
+)
+STDERR_TAIL_BYTES = 4096
+# Cancel: a 409/404 with these codes means there is nothing left to stop (D8).
+_TASK_DONE = frozenset({"TaskCompleted", "TaskNotFound", "JobNotFound", "JobCompleted"})
+_JOB_DONE = frozenset({"JobCompleted", "JobBeingTerminated", "JobNotFound", "JobBeingDeleted"})
+# read_file: the task has no such file (yet, or any more) — an empty read, not an error.
+_NO_FILE = frozenset(
+    {"FileNotFound", "TaskFilesUnavailable", "TaskFilesCleanedup", "NodeNotFound", "TaskNotFound"}
+)
+
+
+@dataclass(slots=True)
+class _Template:
+    """A template job as last read, with the ETags for the next conditional read."""
+
+    job: JSON
+    etag: str | None
+    task: JSON | None = None
+    task_etag: str | None = None
+
+
+def _pairs(metadata: object) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if isinstance(metadata, Sequence) and not isinstance(metadata, str):
+        for item in metadata:
+            if isinstance(item, Mapping) and "name" in item:
+                out.append((str(item["name"]), str(item.get("value") or "")))
+    return out
+
+
+def _odata_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class BatchJobType:
+    """The `Batch Job` job type (``polysync.jobtypes.base.JobType``)."""
+
+    name = JOB_TYPE_BATCH_JOB
+
+    def __init__(
+        self,
+        *,
+        resolve_secret: Callable[[SecretRef], str] | None = None,
+        retry_total: int = DEFAULT_RETRY_TOTAL,
+        retry_backoff_factor: float = DEFAULT_RETRY_BACKOFF_S,
+        stderr_tail_bytes: int = STDERR_TAIL_BYTES,
+        client_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._resolve = resolve_secret
+        self._retry_total = retry_total
+        self._retry_backoff = retry_backoff_factor
+        self._tail_bytes = stderr_tail_bytes
+        self._client_kwargs = dict(client_kwargs or {})
+        self._apis: dict[str, BatchApi] = {}
+        self._templates: dict[tuple[str, str], _Template] = {}
+        self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def api(self, platform: Platform) -> BatchApi:
+        """The cached client of ``platform`` (rebuilt when the platform's settings change)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # aiohttp sessions belong to the loop that made them: a new loop (a second
+            # asyncio.run) starts with fresh clients. Call aclose() before leaving a loop.
+            if self._apis:
+                log.warning("BatchJobType reused on a new event loop without aclose()")
+            self._apis = {}
+            self._lock = asyncio.Lock()
+            self._loop = loop
+        async with self._lock:
+            current = self._apis.get(platform.name)
+            if current is not None and current.platform == platform:
+                return current
+            if current is not None:
+                del self._apis[platform.name]
+                await current.aclose()
+            credential = build_credential(platform, self._resolve)
+            api = BatchApi(
+                platform,
+                credential,
+                retry_total=self._retry_total,
+                retry_backoff_factor=self._retry_backoff,
+                **self._client_kwargs,
+            )
+            self._apis[platform.name] = api
+            return api
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            apis = list(self._apis.values())
+            self._apis.clear()
+        for api in apis:
+            try:
+                await api.aclose()
+            except Exception:  # closing must go on for the other platforms
+                log.debug("closing the Batch client of %s failed", api.platform.name, exc_info=True)
+
+    @staticmethod
+    def _ids(run: TaskRun) -> tuple[str, str]:
+        if run.batch_job_id is None or run.batch_task_id is None:
+            raise ValueError(f"run {run.id} has no Batch ids yet; persist them before submit (D5)")
+        return run.batch_job_id, run.batch_task_id
+
+    # ------------------------------------------------------------------ discovery
+
+    async def discover(
+        self, platform: Platform, *, id_prefix: str | None = None, page_size: int | None = None
+    ) -> AsyncIterator[DiscoveredJob]:
+        """``GET /jobs?$select=id,displayName,state`` following every nextLink (streams).
+
+        ``page_size`` is each page's ``maxresults`` (the service's default is 1000).
+        """
+        api = await self.api(platform)
+        query = f"startswith(id,{_odata_quote(id_prefix)})" if id_prefix else None
+        pages = api.list_jobs(select=DISCOVER_SELECT, filter=query, max_results=page_size)
+        async for job in pages:
+            yield DiscoveredJob(
+                id=str(job.get("id", "")),
+                display_name=job.get("displayName"),
+                state=str(job.get("state", "")),
+            )
+
+    # ------------------------------------------------------------------ templates (D2)
+
+    async def _read_template(
+        self, platform: Platform, template_id: str, *, job_name: str | None
+    ) -> tuple[JSON, plan.TaskSource | None]:
+        api = await self.api(platform)
+        key = (platform.name, template_id.lower())
+        cached = self._templates.get(key)
+        try:
+            got = await api.get_job(
+                template_id,
+                select=plan.TEMPLATE_JOB_SELECT,
+                if_none_match=cached.etag if cached else None,
+            )
+        except PlatformError as exc:
+            if exc.batch_code != "JobNotFound":
+                raise
+            self._templates.pop(key, None)
+            where = f"platform {platform.name!r}"
+            if job_name is None:
+                raise NotFoundError(
+                    f"there is no Batch job {template_id!r} on {where} to import: check the id "
+                    f"with `polysync platform discover {platform.name}`."
+                ) from exc
+            raise TemplateError(
+                f"the template Batch job {template_id!r} of job {job_name!r} no longer exists "
+                f"on {where}: recreate it, or import another template.",
+                status=exc.status,
+                batch_code=exc.batch_code,
+            ) from exc
+        if got is None and cached is not None:
+            entry = cached  # 304: the template has not changed since the last read
+        else:
+            assert got is not None  # no cached ETag was sent, so no 304
+            entry = _Template(job=got.body, etag=got.etag)
+            if cached is not None:
+                entry.task, entry.task_etag = cached.task, cached.task_etag
+        if plan.needs_first_task(entry.job):
+            await self._refresh_first_task(api, template_id, entry)
+        else:
+            entry.task, entry.task_etag = None, None
+        self._templates[key] = entry
+        return entry.job, plan.choose_source(entry.job, entry.task)
+
+    async def _refresh_first_task(self, api: BatchApi, template_id: str, entry: _Template) -> None:
+        if entry.task is not None and entry.task.get("id"):
+            try:
+                got = await api.get_task(
+                    template_id,
+                    str(entry.task["id"]),
+                    select=TASK_SOURCE_SELECT,
+                    if_none_match=entry.task_etag,
+                )
+            except PlatformError as exc:
+                if exc.batch_code != "TaskNotFound":
+                    raise
+            else:
+                if got is not None:
+                    entry.task, entry.task_etag = got.body, got.etag
+                return
+        first = await api.first_task(template_id, select=("id",))
+        if first is None:
+            entry.task, entry.task_etag = None, None
+            return
+        got = await api.get_task(template_id, str(first["id"]), select=TASK_SOURCE_SELECT)
+        assert got is not None
+        entry.task, entry.task_etag = got.body, got.etag
+
+    async def import_template(self, platform: Platform, external_id: str) -> ImportedTemplate:
+        template, source = await self._read_template(platform, external_id, job_name=None)
+        template_id = str(template.get("id") or external_id)
+        if source is None or not source.body.get("commandLine"):
+            raise TemplateError(plan.missing_command_line(template_id, source, job=None))
+        parameters, seed_warnings = plan.seed_parameters(template_id, template, source)
+        warnings = plan.template_warnings(template_id, template) + seed_warnings
+        return ImportedTemplate(
+            external_id=template_id,
+            display_name=template.get("displayName"),
+            parameters=parameters,
+            cloned_defaults=plan.cloned_defaults(template, source),
+            warnings=warnings,
+        )
+
+    # ------------------------------------------------------------------ submit (D2–D5)
+
+    async def submit(self, request: SubmitRequest) -> SubmitResult:
+        platform, job, run = request.platform, request.job, request.run
+        job_id, task_id = self._ids(run)
+        parsed = ids.parse_batch_job_id(job_id)
+        if parsed is None:
+            raise ValueError(f"Batch job id {job_id!r} of run {run.id} is not a Polysync id")
+        installation = parsed[0]
+        fingerprint = dict(ids.fingerprint(installation, run.id, run.attempt))
+        template, source = await self._read_template(platform, job.external_id, job_name=job.name)
+        display = f"Polysync {run.task} run {run.id}" + (
+            f" attempt {run.attempt}" if run.attempt > 1 else ""
+        )
+        run_plan = plan.build_plan(
+            template_id=job.external_id,
+            template_job=template,
+            source=source,
+            job=job,
+            params=request.params,
+            batch_job_id=job_id,
+            batch_task_id=task_id,
+            display_name=display,
+            fingerprint=fingerprint,
+            execution_timeout_s=request.execution_timeout_s,
+        )
+        api = await self.api(platform)
+        if run_plan.pool_id is not None:
+            await self._preflight_pool(api, platform, job, run_plan.pool_id)
+
+        adopted = False
+        existing: JSON | None = None
+        try:
+            await api.create_job(run_plan.job_body)
+        except PlatformError as exc:
+            if exc.batch_code != "JobExists":
+                raise
+            existing = await self._adopt_job(api, platform, job_id, installation, run)
+            adopted = True
+
+        try:
+            await api.create_task(job_id, run_plan.task_body)
+        except PlatformError as exc:
+            # The job is ours (just created, or fingerprint-checked): a task with our id in
+            # it is the one an earlier attempt of this very call created (NOTES.md §9.4).
+            if exc.batch_code != "TaskExists":
+                raise
+            adopted = True
+
+        if existing is None or existing.get("onAllTasksComplete") != "terminatejob":
+            try:
+                await api.update_job(job_id, run_plan.patch_body)
+            except PlatformError as exc:
+                # An adopted job may already have run to completion: nothing to switch.
+                if not (adopted and exc.batch_code in _JOB_DONE):
+                    raise
+        return SubmitResult(
+            batch_job_id=job_id,
+            batch_task_id=task_id,
+            adopted=adopted,
+            warnings=run_plan.warnings,
+        )
+
+    async def _preflight_pool(
+        self, api: BatchApi, platform: Platform, job: Job, pool_id: str
+    ) -> None:
+        """D4: Batch accepts a job for a missing pool and leaves its task active forever."""
+        try:
+            await api.get_pool(pool_id, select=("id",))
+        except PlatformError as exc:
+            if exc.batch_code != "PoolNotFound" and exc.status != 404:
+                raise
+            raise PoolNotFoundError(
+                f"PoolNotFound — the source Job's poolInfo.poolId {pool_id!r} no longer exists "
+                f"(template Batch job {job.external_id!r} on platform {platform.name!r}): update "
+                "the template Batch Job's pool, then run again. Nothing was created.",
+                status=exc.status,
+                batch_code="PoolNotFound",
+                request_id=exc.request_id,
+            ) from exc
+
+    async def _adopt_job(
+        self, api: BatchApi, platform: Platform, job_id: str, installation: str, run: TaskRun
+    ) -> JSON:
+        got = await api.get_job(job_id, select=("id", "state", "metadata", "onAllTasksComplete"))
+        assert got is not None
+        if not ids.fingerprint_matches(
+            _pairs(got.body.get("metadata")), installation, run.id, run.attempt
+        ):
+            raise FingerprintMismatch(
+                f"Batch job {job_id!r} already exists on platform {platform.name!r} but was not "
+                f"created for run {run.id} attempt {run.attempt} (its metadata fingerprint "
+                "differs): another Polysync installation or a person made it; delete or rename "
+                "it, or run the task again.",
+                batch_code="JobExists",
+            )
+        log.info("run %s: adopting Batch job %s (fingerprint matches)", run.id, job_id)
+        return got.body
+
+    # ------------------------------------------------------------------ poll (D6)
+
+    async def poll(self, platform: Platform, run: TaskRun) -> PollResult:
+        job_id, task_id = self._ids(run)
+        api = await self.api(platform)
+        try:
+            got = await api.get_task(job_id, task_id, select=status.TASK_SELECT)
+        except PlatformError as exc:
+            if exc.batch_code in ("TaskNotFound", "JobNotFound"):
+                return PollResult(status=ProviderStatus.UNKNOWN, batch_state=None, missing=True)
+            raise
+        assert got is not None
+        result = status.decode_task(got.body)
+        if result.status is ProviderStatus.FAILED and result.failure is not None:
+            tail = await self._stderr_tail(api, job_id, task_id)
+            if tail:
+                result = replace(result, failure=replace(result.failure, stderr_tail=tail))
+        return result
+
+    async def _stderr_tail(self, api: BatchApi, job_id: str, task_id: str) -> str | None:
+        try:
+            size = await api.file_size(job_id, task_id, "stderr.txt")
+            if size <= 0:
+                return None
+            start = max(0, size - self._tail_bytes)
+            data = await api.read_file(job_id, task_id, "stderr.txt", start=start, end=size - 1)
+        except PlatformError as exc:
+            log.debug("no stderr tail for %s/%s: %s", job_id, task_id, exc.batch_code)
+            return None
+        text = data.decode("utf-8", errors="replace")
+        if start > 0 and "\n" in text:
+            text = text.split("\n", 1)[1]  # drop the partial first line
+        return text or None
+
+    # ------------------------------------------------------------------ cancel (D8)
+
+    async def cancel(self, platform: Platform, run: TaskRun) -> CancelOutcome:
+        job_id, task_id = self._ids(run)
+        api = await self.api(platform)
+        outcome = CancelOutcome.TERMINATED
+        try:
+            await api.terminate_task(job_id, task_id)
+        except PlatformError as exc:
+            if exc.batch_code not in _TASK_DONE:
+                raise
+            outcome = CancelOutcome.ALREADY_DONE
+        try:
+            await api.terminate_job(job_id, f"Cancelled by Polysync (run {run.id})")
+        except PlatformError as exc:
+            if exc.batch_code not in _JOB_DONE:
+                raise
+        return outcome
+
+    # ------------------------------------------------------------------ links, files
+
+    def monitor_url(self, platform: Platform, batch_job_id: str) -> str:
+        return links.monitor_url(
+            platform.subscription_id, platform.resource_group, platform.account_name, batch_job_id
+        )
+
+    async def read_file(
+        self,
+        platform: Platform,
+        run: TaskRun,
+        path: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> FileChunk:
+        """Bytes of a task file from ``offset`` (stdout.txt/stderr.txt for logs --follow)."""
+        job_id, task_id = self._ids(run)
+        api = await self.api(platform)
+        try:
+            size = await api.file_size(job_id, task_id, path)
+            if offset >= size or length == 0:
+                return FileChunk(b"", offset, size)
+            end = size - 1 if length is None else min(size - 1, offset + length - 1)
+            data = await api.read_file(job_id, task_id, path, start=max(0, offset), end=end)
+        except PlatformError as exc:
+            if exc.batch_code in _NO_FILE or exc.status == 404:
+                return FileChunk(b"", offset, None)
+            raise
+        return FileChunk(data, offset, size)
+
+    # ------------------------------------------------------------------ diagnosis (D9)
+
+    async def diagnose_pool(self, platform: Platform, job: Job) -> str | None:
+        """One sentence on why a run may be stuck Starting, from the template's pool."""
+        try:
+            template, _ = await self._read_template(platform, job.external_id, job_name=job.name)
+        except PolysyncError as exc:
+            log.debug("no pool diagnosis for job %s: %s", job.name, exc)
+            return None
+        advice = ""
+        if plan.template_warnings(job.external_id, template):
+            advice = (
+                f" The template Batch job {job.external_id!r} has no "
+                "constraints.maxWallClockTime: set one to bound run time and avoid stuck polls."
+            )
+        pool_id = plan.pool_of(template)
+        if pool_id is None:
+            return (
+                "preparing forever — the template uses an auto pool; check in the Azure portal "
+                "that Batch could create it (quota, VM size) and that it has compute nodes."
+                + advice
+            )
+        api = await self.api(platform)
+        try:
+            pool = await api.get_pool(pool_id, select=POOL_SELECT)
+        except PlatformError as exc:
+            if exc.batch_code == "PoolNotFound" or exc.status == 404:
+                return (
+                    f"PoolNotFound — the source Job's poolInfo.poolId {pool_id!r} no longer "
+                    "exists. Update the template Batch Job's pool." + advice
+                )
+            log.debug("no pool diagnosis for %s: %s", pool_id, exc)
+            return None
+        return describe_pool(pool_id, pool) + advice
+
+    # ------------------------------------------------------------------ connectivity
+
+    async def test_connectivity(self, platform: Platform) -> ConnectivityReport:
+        """List one job and read one pool; report what the credential may do."""
+        checks: list[tuple[str, bool, str]] = []
+        try:
+            api = await self.api(platform)
+        except PolysyncError as exc:
+            return ConnectivityReport(ok=False, checks=(("credential", False, str(exc)),))
+        pool_id: str | None = None
+        try:
+            first: JSON | None = None
+            async for item in api.list_jobs(select=("id", "poolInfo"), max_results=1):
+                first = item
+                break
+        except PolysyncError as exc:
+            checks.append(("list jobs", False, str(exc)))
+        else:
+            if first is None:
+                checks.append(("list jobs", True, "may list jobs (the account has none yet)"))
+            else:
+                checks.append(("list jobs", True, f"may list jobs (first: {first.get('id')!r})"))
+                pool_id = plan.pool_of(first)
+        try:
+            if pool_id is None:
+                found = await api.first_pool()
+                pool_id = str(found["id"]) if found else None
+            if pool_id is None:
+                checks.append(("read pool", True, "may list pools (the account has none yet)"))
+            else:
+                pool = await api.get_pool(pool_id, select=POOL_SELECT)
+                nodes = int(pool.get("currentDedicatedNodes") or 0) + int(
+                    pool.get("currentLowPriorityNodes") or 0
+                )
+                checks.append(
+                    ("read pool", True, f"may read pool {pool_id!r} ({nodes} compute node(s))")
+                )
+        except PolysyncError as exc:
+            checks.append(("read pool", False, str(exc)))
+        return ConnectivityReport(ok=all(ok for _, ok, _ in checks), checks=tuple(checks))
+
+
+def describe_pool(pool_id: str, pool: Mapping[str, Any]) -> str:
+    """D9: the pool facts that explain a task waiting ``active``, as one sentence. Pure."""
+    dedicated = int(pool.get("currentDedicatedNodes") or 0)
+    low = int(pool.get("currentLowPriorityNodes") or 0)
+    target_d = int(pool.get("targetDedicatedNodes") or 0)
+    target_l = int(pool.get("targetLowPriorityNodes") or 0)
+    allocation = str(pool.get("allocationState") or "unknown")
+    facts = [
+        f"allocation state {allocation}",
+        f"{dedicated} dedicated and {low} low-priority node(s) of {target_d}+{target_l} targeted",
+    ]
+    if pool.get("enableAutoScale"):
+        formula = str(pool.get("autoScaleFormula") or "").strip().replace("\n", " ")
+        facts.append(f"autoscale on ({formula[:120]})" if formula else "autoscale on")
+        run = pool.get("autoScaleRun")
+        error = run.get("error") if isinstance(run, Mapping) else None
+        if isinstance(error, Mapping):
+            facts.append(f"autoscale error {error.get('code')}: {error.get('message')}")
+    for err in pool.get("resizeErrors") or ():
+        if isinstance(err, Mapping):
+            facts.append(f"resize error {err.get('code')}: {err.get('message')}")
+    if dedicated + low == 0:
+        return (
+            f"preparing forever — the pool {pool_id!r} has no available compute nodes "
+            f"({'; '.join(facts)}): check its autoscale formula or core quota, and inspect the "
+            "Pool in the Azure portal."
+        )
+    return (
+        f"still waiting although the pool {pool_id!r} has compute nodes ({'; '.join(facts)}): "
+        "their task slots may be taken by other jobs; inspect the Pool in the Azure portal."
+    )

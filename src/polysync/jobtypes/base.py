@@ -1,0 +1,150 @@
+"""The job-type contract: what services need from a job type, with typed results.
+
+The Polysync product speaks of five verbs per job type (POLYSYNC-CONCEPTS.md §2.1):
+discover, submit, poll, cancel, monitor URL. Import, files, pool diagnosis and the
+connectivity test complete the set for `Batch Job`.
+
+Services call these with already-resolved values: secrets have been read from their
+references by the caller, so a job type never touches env:/file: references itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from polysync.domain.models import ClonedDefault, Failure, Job, Parameter, Platform, TaskRun
+
+
+class ProviderStatus(enum.StrEnum):
+    """The seed's status vocabulary, decoded per poll (D6)."""
+
+    STARTING = "Starting"
+    RUNNING = "Running"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredJob:
+    id: str
+    display_name: str | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedTemplate:
+    """What import learns from a template job (D2)."""
+
+    external_id: str
+    display_name: str | None
+    parameters: tuple[Parameter, ...]
+    cloned_defaults: tuple[ClonedDefault, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedParam:
+    """A parameter value ready to send; ``secret`` decides whether it is redacted."""
+
+    name: str
+    value: str
+    secret: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    platform: Platform
+    job: Job
+    run: TaskRun  # batch_job_id / batch_task_id already persisted (D5)
+    params: tuple[ResolvedParam, ...]  # Input and Input&Output only (D11)
+    # Task-level execution timeout, applied as the Batch task maxWallClockTime when the
+    # Job has no override and it is tighter than the template's.
+    execution_timeout_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    batch_job_id: str
+    batch_task_id: str
+    # True when JobExists/TaskExists was answered by an object carrying our fingerprint
+    # (a retry after a lost response, or a restart between calls) and we adopted it.
+    adopted: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    status: ProviderStatus
+    batch_state: str | None  # the raw Batch task state, for Unknown diagnostics
+    exit_code: int | None = None
+    failure: Failure | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    node_id: str | None = None
+    retry_count: int = 0
+    # The run's Batch job or task is gone (deleted outside Polysync).
+    missing: bool = False
+
+
+class CancelOutcome(enum.StrEnum):
+    TERMINATED = "terminated"  # we terminated a live task
+    ALREADY_DONE = "already-done"  # TaskCompleted / JobCompleted / JobNotFound: nothing to do
+
+
+@dataclass(frozen=True, slots=True)
+class FileChunk:
+    data: bytes
+    offset: int
+    total_size: int | None  # None when the service does not say
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectivityReport:
+    ok: bool
+    checks: tuple[tuple[str, bool, str], ...] = field(default_factory=tuple)  # (name, ok, detail)
+
+
+class JobType(Protocol):
+    """Implemented by ``polysync.jobtypes.azure_batch.jobtype.BatchJobType``."""
+
+    name: str
+
+    def discover(
+        self, platform: Platform, *, id_prefix: str | None = None, page_size: int | None = None
+    ) -> AsyncIterator[DiscoveredJob]:
+        """Every job of the account (all pages), optionally only ids starting with a prefix.
+
+        ``page_size`` is the ``maxresults`` of each ``GET /jobs`` (default: the service's 1000).
+        """
+        ...
+
+    async def import_template(self, platform: Platform, external_id: str) -> ImportedTemplate: ...
+
+    async def submit(self, request: SubmitRequest) -> SubmitResult: ...
+
+    async def poll(self, platform: Platform, run: TaskRun) -> PollResult: ...
+
+    async def cancel(self, platform: Platform, run: TaskRun) -> CancelOutcome: ...
+
+    def monitor_url(self, platform: Platform, batch_job_id: str) -> str: ...
+
+    async def read_file(
+        self,
+        platform: Platform,
+        run: TaskRun,
+        path: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> FileChunk: ...
+
+    async def diagnose_pool(self, platform: Platform, job: Job) -> str | None: ...
+
+    async def test_connectivity(self, platform: Platform) -> ConnectivityReport: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,280 @@
+"""Job use cases: import templates, sync them, edit the parameter schema and overrides."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from polysync.domain import ids, parameters
+from polysync.domain.models import (
+    DataType,
+    Direction,
+    Job,
+    JobOverrides,
+    Parameter,
+    ParamOrigin,
+)
+from polysync.domain.secrets import parse_ref, unescape_literal
+from polysync.errors import AlreadyExistsError, InputError, NotFoundError, ParameterError
+from polysync.jobtypes.base import ImportedTemplate
+from polysync.services.context import Services
+from polysync.services.platforms import validate_name
+
+
+class ImportAction(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    job: Job
+    action: ImportAction
+    template: ImportedTemplate
+    # Human sentences about what the sync changed or kept (empty on a first import).
+    changes: tuple[str, ...] = ()
+
+
+async def import_jobs(
+    svc: Services,
+    platform_name: str,
+    external_ids: Sequence[str] = (),
+    *,
+    import_all: bool = False,
+    name: str | None = None,
+) -> list[ImportOutcome]:
+    """Create or update one Job per chosen template (seed: Job Type set automatically)."""
+    platform = svc.store.get_platform(platform_name)
+    if import_all == bool(external_ids):
+        raise InputError("give one or more template job ids, or --all (not both).")
+    if name is not None and (import_all or len(external_ids) != 1):
+        raise InputError("--name applies to a single imported template; drop it or import one id.")
+    chosen = list(dict.fromkeys(external_ids))
+    if import_all:
+        # Never offer Polysync's own per-run jobs as templates.
+        own = ids.job_id_prefix(svc.store.installation_id()).lower()
+        chosen = [
+            d.id async for d in svc.jobtype.discover(platform) if not d.id.lower().startswith(own)
+        ]
+    # Read every template first, so a bad id leaves nothing half-imported.
+    templates = [await svc.jobtype.import_template(platform, ext) for ext in chosen]
+    outcomes: list[ImportOutcome] = []
+    for template in templates:
+        existing = svc.store.find_job(platform.name, template.external_id)
+        if existing is not None:
+            merged, changes = merge_template(existing, template)
+            outcomes.append(
+                ImportOutcome(svc.store.upsert_job(merged), ImportAction.UPDATED, template, changes)
+            )
+            continue
+        job_name = validate_name("job", name or template.external_id)
+        if _job_exists(svc, job_name):
+            raise AlreadyExistsError(
+                f"a job named {job_name!r} already exists (from another platform or template): "
+                "import this one with --name NEW_NAME."
+            )
+        job = Job(
+            name=job_name,
+            platform=platform.name,
+            external_id=template.external_id,
+            parameters=template.parameters,
+            cloned_defaults=template.cloned_defaults,
+            warnings=template.warnings,
+            description=template.display_name or "",
+        )
+        outcomes.append(ImportOutcome(svc.store.upsert_job(job), ImportAction.CREATED, template))
+    return outcomes
+
+
+async def sync_job(svc: Services, job_name: str) -> ImportOutcome:
+    """Re-import a Job's template, keeping the user's schema edits and overrides."""
+    job = svc.store.get_job(job_name)
+    platform = svc.store.get_platform(job.platform)
+    template = await svc.jobtype.import_template(platform, job.external_id)
+    merged, changes = merge_template(job, template)
+    return ImportOutcome(svc.store.upsert_job(merged), ImportAction.UPDATED, template, changes)
+
+
+def merge_template(job: Job, template: ImportedTemplate) -> tuple[Job, tuple[str, ...]]:
+    """Pure sync rule: template parameters refresh untouched ones; user edits always win."""
+    by_name = {p.name: p for p in job.parameters}
+    merged: list[Parameter] = []
+    changes: list[str] = []
+    seen: set[str] = set()
+    for fresh in template.parameters:
+        seen.add(fresh.name)
+        old = by_name.get(fresh.name)
+        if old is None:
+            merged.append(fresh)
+            changes.append(f"added parameter {fresh.name} from the template")
+        elif old.user_edited or old.origin is ParamOrigin.USER:
+            merged.append(old)
+            if old.default != fresh.default and old.data_type is not DataType.SECRET:
+                changes.append(
+                    f"kept your edit of {old.name} (the template now says {fresh.default!r})"
+                )
+        else:
+            if old.default != fresh.default:
+                changes.append(
+                    f"{fresh.name}: default {old.default!r} -> {fresh.default!r} "
+                    "(from the template)"
+                )
+            merged.append(fresh)
+    for old in job.parameters:
+        if old.name in seen:
+            continue
+        if old.user_edited or old.origin is ParamOrigin.USER:
+            merged.append(old)
+        else:
+            changes.append(f"removed parameter {old.name}: the template no longer has it")
+    return (
+        replace(
+            job,
+            parameters=tuple(merged),
+            cloned_defaults=template.cloned_defaults,
+            warnings=template.warnings,
+        ),
+        tuple(changes),
+    )
+
+
+def _job_exists(svc: Services, name: str) -> bool:
+    try:
+        svc.store.get_job(name)
+    except NotFoundError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ParamEdit:
+    name: str
+    data_type: str | None = None
+    direction: str | None = None
+    default: str | None = None
+    clear_default: bool = False
+    description: str | None = None
+
+
+def set_parameter(svc: Services, job_name: str, edit: ParamEdit) -> tuple[Job, list[str]]:
+    """Create or change one parameter; returns the job and notices for the user."""
+    job = svc.store.get_job(job_name)
+    parameters.validate_name(edit.name)
+    old = job.parameter(edit.name)
+    data_type = (
+        parameters.parse_data_type(edit.data_type)
+        if edit.data_type
+        else (old.data_type if old else DataType.STRING)
+    )
+    direction = (
+        parameters.parse_direction(edit.direction)
+        if edit.direction
+        else (old.direction if old else Direction.INPUT)
+    )
+    default = None if edit.clear_default else (edit.default if edit.default is not None else None)
+    if default is None and not edit.clear_default and old is not None:
+        default = old.default
+    param = Parameter(
+        name=edit.name,
+        data_type=data_type,
+        direction=direction,
+        default=default,
+        description=edit.description
+        if edit.description is not None
+        else (old.description if old else ""),
+        origin=old.origin if old else ParamOrigin.USER,
+        user_edited=True,
+    )
+    notices: list[str] = []
+    if (
+        data_type is DataType.SECRET
+        and edit.default is None
+        and default is not None
+        and parse_ref(default) is None
+    ):
+        # Turning a parameter into a Secret: its literal default (usually cloned from the
+        # template) must not be kept in clear.
+        notices.append(
+            f"dropped the literal default of {edit.name}: a Secret default can only be a "
+            "reference (env:NAME or file:PATH)."
+        )
+        default = None
+        param = replace(param, default=None)
+    if default is not None:
+        _check_default(param, default)
+    if direction is Direction.OUTPUT:
+        notices.append(parameters.output_parameter_notice(param))
+    params = [param if p.name == edit.name else p for p in job.parameters]
+    if old is None:
+        params.append(param)
+    return svc.store.upsert_job(replace(job, parameters=tuple(params))), notices
+
+
+def _check_default(param: Parameter, default: str) -> None:
+    if param.data_type is DataType.SECRET:
+        if parse_ref(default) is None:
+            raise ParameterError(
+                f"the default of Secret parameter {param.name} must be a reference "
+                "(env:NAME or file:PATH), never the secret itself."
+            )
+        return
+    if parse_ref(default) is None:
+        parameters.validate_value(param, unescape_literal(default))
+
+
+def remove_parameter(svc: Services, job_name: str, name: str) -> Job:
+    job = svc.store.get_job(job_name)
+    if job.parameter(name) is None:
+        known = ", ".join(p.name for p in job.parameters) or "none"
+        raise NotFoundError(f"job {job_name!r} has no parameter {name!r} (it has: {known}).")
+    users = [t.name for t in svc.store.list_tasks(job=job_name) if name in t.params]
+    if users:
+        raise InputError(
+            f"parameter {name!r} is set by task(s) {', '.join(users)}: remove it from them first "
+            "(polysync task set TASK --unset-param NAME) or remove those tasks."
+        )
+    return svc.store.upsert_job(
+        replace(job, parameters=tuple(p for p in job.parameters if p.name != name))
+    )
+
+
+_OVERRIDE_FIELDS = {
+    "command-line": "command_line",
+    "image": "image",
+    "run-options": "container_run_options",
+    "max-wall-clock": "max_wall_clock_s",
+    "retention": "retention_s",
+    "max-task-retries": "max_task_retries",
+}
+
+
+def set_overrides(
+    svc: Services,
+    job_name: str,
+    *,
+    changes: dict[str, object],
+    unset: Sequence[str] = (),
+    description: str | None = None,
+    tags: Sequence[str] | None = None,
+) -> Job:
+    """Apply override changes (field → value) and unsets (CLI names) to a Job."""
+    job = svc.store.get_job(job_name)
+    updates: dict[str, object] = dict(changes)
+    for name in unset:
+        field_name = _OVERRIDE_FIELDS.get(name)
+        if field_name is None:
+            raise InputError(
+                f"--unset {name!r} is not an override: use one of {', '.join(_OVERRIDE_FIELDS)}."
+            )
+        updates[field_name] = None
+    retries = updates.get("max_task_retries")
+    if isinstance(retries, int) and not -1 <= retries <= 100:
+        raise InputError("--max-task-retries must be between -1 (unlimited) and 100.")
+    overrides: JobOverrides = replace(job.overrides, **updates)  # type: ignore[arg-type]  # keys come from _OVERRIDE_FIELDS
+    new = replace(job, overrides=overrides)
+    if description is not None:
+        new = replace(new, description=description)
+    if tags is not None:
+        new = replace(new, tags=tuple(dict.fromkeys(tags)))
+    return svc.store.upsert_job(new)

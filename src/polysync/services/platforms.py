@@ -1,0 +1,220 @@
+"""Platform use cases: register a Batch account, test it, discover its template jobs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from ipaddress import ip_address
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from polysync.domain.models import AuthMode, Platform, PlatformAuth, SecretRef
+from polysync.errors import InputError
+from polysync.jobtypes.base import ConnectivityReport, DiscoveredJob
+from polysync.services.context import Services
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformInput:
+    """What `platform add` collects; secrets only as env/file references."""
+
+    name: str
+    account_url: str
+    account_name: str
+    subscription_id: str
+    resource_group: str
+    auth: AuthMode = AuthMode.SHARED_KEY
+    key_env: str | None = None
+    key_file: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    certificate_path: str | None = None
+    certificate_password_env: str | None = None
+    certificate_password_file: str | None = None
+    token_env: str | None = None
+    token_file: str | None = None
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+
+
+def validate_name(kind: str, name: str) -> str:
+    if not _NAME.match(name):
+        raise InputError(
+            f"{kind} name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def normalise_account_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(
+            f"account URL {url!r} is not valid: give it as "
+            "https://<account>.<region>.batch.azure.com "
+            "(or http://127.0.0.1:PORT for the emulator)."
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise InputError(
+            f"account URL {url!r} uses plain http to a non-local host: Azure Batch only "
+            "speaks https, so use https://."
+        )
+    if parts.query or parts.fragment:
+        raise InputError(f"account URL {url!r} must not carry a query or fragment.")
+    return url.strip().rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _ref(flag: str, env: str | None, file: str | None, *, required: bool) -> SecretRef | None:
+    if env and file:
+        raise InputError(f"give either {flag}-env or {flag}-file, not both.")
+    if env:
+        if not _ENV_NAME.match(env):
+            raise InputError(
+                f"{flag}-env takes the NAME of an environment variable (like "
+                "AZURE_BATCH_KEY), not the secret itself; export the secret and pass its name."
+            )
+        return SecretRef("env", env)
+    if file:
+        return SecretRef("file", str(Path(file).expanduser().resolve()))
+    if required:
+        raise InputError(
+            f"this authentication mode needs {flag}-env NAME or {flag}-file PATH: secrets are "
+            "never taken from a flag value, so they stay out of shell history and process lists."
+        )
+    return None
+
+
+def build_platform(data: PlatformInput) -> Platform:
+    """Validate user input into a Platform; raises InputError with one clear sentence."""
+    validate_name("platform", data.name)
+    url = normalise_account_url(data.account_url)
+    if not _ACCOUNT.match(data.account_name):
+        raise InputError(
+            f"Batch account name {data.account_name!r} is not valid: it is 3-24 lower-case "
+            "letters and digits, as shown on the account's Overview page."
+        )
+    try:
+        uuid.UUID(data.subscription_id)
+    except ValueError:
+        raise InputError(
+            f"subscription id {data.subscription_id!r} is not a GUID: copy it from the Batch "
+            "account's Overview page (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)."
+        ) from None
+    if not _RESOURCE_GROUP.match(data.resource_group) or data.resource_group.endswith("."):
+        raise InputError(
+            f"resource group name {data.resource_group!r} is not valid: 1-90 letters, digits, "
+            "'-', '_', '.', '(' or ')', not ending with '.'."
+        )
+    mode = data.auth
+    auth: PlatformAuth
+    if mode is AuthMode.SHARED_KEY:
+        auth = PlatformAuth(mode, secret=_ref("--key", data.key_env, data.key_file, required=True))
+    elif mode is AuthMode.SERVICE_PRINCIPAL:
+        _need(mode, tenant_id=data.tenant_id, client_id=data.client_id)
+        auth = PlatformAuth(
+            mode,
+            secret=_ref(
+                "--client-secret", data.client_secret_env, data.client_secret_file, required=True
+            ),
+            tenant_id=data.tenant_id,
+            client_id=data.client_id,
+        )
+    elif mode is AuthMode.CERTIFICATE:
+        _need(
+            mode,
+            tenant_id=data.tenant_id,
+            client_id=data.client_id,
+            certificate_path=data.certificate_path,
+        )
+        cert = Path(str(data.certificate_path)).expanduser().resolve()
+        if not cert.is_file():
+            raise InputError(
+                f"certificate file {str(cert)!r} does not exist: give the path of a PEM or "
+                "PKCS12 file holding the service principal's certificate and private key."
+            )
+        auth = PlatformAuth(
+            mode,
+            secret=_ref(
+                "--certificate-password",
+                data.certificate_password_env,
+                data.certificate_password_file,
+                required=False,
+            ),
+            tenant_id=data.tenant_id,
+            client_id=data.client_id,
+            certificate_path=str(cert),
+        )
+    elif mode is AuthMode.MANAGED_IDENTITY:
+        auth = PlatformAuth(mode, client_id=data.client_id)
+    elif mode is AuthMode.DEFAULT:
+        auth = PlatformAuth(mode, tenant_id=data.tenant_id)
+    else:  # AuthMode.BEARER_TOKEN
+        auth = PlatformAuth(
+            mode, secret=_ref("--token", data.token_env, data.token_file, required=True)
+        )
+    ca_bundle = None
+    if data.ca_bundle:
+        ca = Path(data.ca_bundle).expanduser().resolve()
+        if not ca.is_file():
+            raise InputError(f"CA bundle {str(ca)!r} does not exist: give the path of a PEM file.")
+        ca_bundle = str(ca)
+    return Platform(
+        name=data.name,
+        account_url=url,
+        account_name=data.account_name,
+        subscription_id=data.subscription_id.lower(),
+        resource_group=data.resource_group,
+        auth=auth,
+        verify_tls=data.verify_tls,
+        ca_bundle=ca_bundle,
+    )
+
+
+def _need(mode: AuthMode, **values: str | None) -> None:
+    missing = [k for k, v in values.items() if not v]
+    if missing:
+        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+        raise InputError(f"authentication mode {mode.value} needs {flags}.")
+
+
+def add_platform(svc: Services, data: PlatformInput, *, replace_existing: bool = False) -> Platform:
+    platform = build_platform(data)
+    if replace_existing and _exists(svc, platform.name):
+        return svc.store.update_platform(replace(platform))
+    return svc.store.add_platform(platform)
+
+
+def _exists(svc: Services, name: str) -> bool:
+    return any(p.name.lower() == name.lower() for p in svc.store.list_platforms())
+
+
+async def test_platform(svc: Services, name: str) -> ConnectivityReport:
+    platform = svc.store.get_platform(name)
+    return await svc.jobtype.test_connectivity(platform)
+
+
+def discover(
+    svc: Services, name: str, *, id_prefix: str | None = None, page_size: int | None = None
+) -> AsyncIterator[DiscoveredJob]:
+    platform = svc.store.get_platform(name)
+    if page_size is not None and not 1 <= page_size <= 1000:
+        raise InputError("--page-size must be between 1 and 1000 (Batch's maxresults range).")
+    return svc.jobtype.discover(platform, id_prefix=id_prefix, page_size=page_size)

@@ -1,0 +1,373 @@
+"""Run use cases: Run Once, submit, refresh from Batch, cancel, wait, logs.
+
+Every step works from the stored record alone ("persist before you wait", DESIGN §4):
+the Batch ids are stored before any create call (D5), and each later step reads the run
+back from the store, so a crash between steps loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from polysync.domain import ids, parameters, secrets, states
+from polysync.domain.models import Failure, RunState, TaskRun, Trigger
+from polysync.errors import (
+    ConfigError,
+    FingerprintMismatch,
+    InputError,
+    ParameterError,
+    PlatformError,
+    PoolNotFoundError,
+    QuotaError,
+    SecretError,
+    TemplateError,
+    ThrottledError,
+)
+from polysync.jobtypes.base import (
+    CancelOutcome,
+    PollResult,
+    ProviderStatus,
+    ResolvedParam,
+    SubmitRequest,
+)
+from polysync.services.context import Services
+from polysync.services.tasks import check_values
+
+log = logging.getLogger(__name__)
+
+# D9: a run still Starting after this long gets the pool diagnosis.
+STUCK_STARTING_AFTER = timedelta(seconds=60)
+
+
+def start_run(
+    svc: Services,
+    task_name: str,
+    param_overrides: Mapping[str, str] | None = None,
+    *,
+    trigger: Trigger = Trigger.MANUAL,
+) -> TaskRun:
+    """Queue a run of a Task (Run Once). Validates everything it can before creating it."""
+    task = svc.store.get_task(task_name)
+    job = svc.store.get_job(task.job)
+    platform = svc.store.get_platform(job.platform)
+    overrides = dict(param_overrides or {})
+    check_values(job, overrides)
+    # Names, precedence and missing values are checked now; secrets are read at submit.
+    parameters.effective_values(job, task.params, overrides)
+    return svc.store.create_run(
+        task, job, platform, trigger=trigger, priority=task.priority, param_overrides=overrides
+    )
+
+
+def _resolve(svc: Services, run: TaskRun) -> tuple[list[ResolvedParam], dict[str, str]]:
+    """Effective values → resolved strings to send, plus their redacted record."""
+    task = svc.store.get_task(run.task)
+    job = svc.store.get_job(run.job)
+    values = parameters.effective_values(job, task.params, run.param_overrides)
+    resolved: list[ResolvedParam] = []
+    record: dict[str, str] = {}
+    for value in parameters.sendable(values):
+        ref = secrets.parse_ref(value.raw)
+        text = secrets.resolve(ref) if ref is not None else secrets.unescape_literal(value.raw)
+        param = job.parameter(value.name)
+        assert param is not None  # effective_values only yields schema parameters
+        text = parameters.validate_value(param, text)
+        resolved.append(ResolvedParam(value.name, text, secret=value.secret))
+        record[value.name] = "***" if value.secret else text
+    return resolved, record
+
+
+async def submit_run(svc: Services, run_id: int) -> TaskRun:
+    """Create the run's Batch job and task (D2–D5). Returns the run, Starting or Failed.
+
+    Transient refusals (throttling, the active-job quota) leave the run Queued with a
+    waiting reason and raise, so the caller decides when to try again.
+    """
+    run = svc.store.get_run(run_id)
+    if run.state is not RunState.QUEUED:
+        return run
+    job = svc.store.get_job(run.job)
+    platform = svc.store.get_platform(run.platform)
+    task = svc.store.get_task(run.task)
+    try:
+        resolved, record = _resolve(svc, run)
+    except (SecretError, ParameterError) as exc:
+        return _fail(svc, run, "polysync", exc.code, str(exc))
+    installation = svc.store.installation_id()
+    batch_job_id = ids.batch_job_id(installation, run.id, run.attempt)
+    batch_task_id = ids.batch_task_id(task.name)
+    monitor_url = svc.jobtype.monitor_url(platform, batch_job_id)
+    # D5: the RunId is persisted before any create call.
+    run = svc.store.assign_batch_ids(run.id, batch_job_id, batch_task_id, monitor_url, record)
+    request = SubmitRequest(
+        platform=platform,
+        job=job,
+        run=run,
+        params=tuple(resolved),
+        execution_timeout_s=task.execution_timeout_s,
+    )
+    try:
+        result = await svc.jobtype.submit(request)
+    except (ThrottledError, QuotaError) as exc:
+        svc.store.update_run(run.id, waiting_reason=str(exc))
+        raise
+    except (PoolNotFoundError, TemplateError, FingerprintMismatch) as exc:
+        return _fail(svc, run, "polysync", exc.code, str(exc))
+    except PlatformError as exc:
+        return _fail(svc, run, "platform", exc.batch_code or exc.code, str(exc))
+    except (SecretError, ConfigError, InputError) as exc:
+        # E.g. the platform's key file vanished: fail the run with the reason rather than
+        # leave it Queued forever.
+        return _fail(svc, run, "polysync", exc.code, str(exc))
+    reason = f"Batch job {result.batch_job_id} and task {result.batch_task_id} created"
+    if result.adopted:
+        reason += " (adopted: created by an earlier attempt whose answer was lost)"
+    return svc.store.transition(
+        run.id,
+        RunState.STARTING,
+        reason=reason,
+        expected_from=RunState.QUEUED,
+        waiting_reason=None,
+    )
+
+
+def _fail(svc: Services, run: TaskRun, category: str, code: str, message: str) -> TaskRun:
+    failure = Failure(category=category, code=code, message=message)
+    return svc.store.transition(
+        run.id,
+        RunState.FAILED,
+        reason=message,
+        failure=failure,
+        ended_at=svc.clock(),
+    )
+
+
+def _reason(poll: PollResult, to: RunState) -> str:
+    if to is RunState.STARTING:
+        return f"Batch task {poll.batch_state or 'active'}: waiting for a compute node"
+    if to is RunState.RUNNING:
+        return f"running on node {poll.node_id}" if poll.node_id else "running"
+    if to is RunState.SUCCEEDED:
+        return "exit code 0"
+    if to is RunState.CANCELLED:
+        return "cancelled by user: Batch task terminated, then its job"
+    if poll.failure is not None:
+        code = f"exit code {poll.exit_code}: " if poll.exit_code is not None else ""
+        return f"{code}{poll.failure.code} — {poll.failure.message}"
+    return f"exit code {poll.exit_code}"
+
+
+async def refresh_run(svc: Services, run_id: int) -> TaskRun:
+    """Poll Batch once for a submitted run and record any state change (D6, D7, D9)."""
+    run = svc.store.get_run(run_id)
+    if run.state.is_terminal or run.state is RunState.QUEUED or run.batch_job_id is None:
+        return run
+    platform = svc.store.get_platform(run.platform)
+    poll = await svc.jobtype.poll(platform, run)
+    if poll.missing:
+        return _fail(
+            svc,
+            run,
+            "polysync",
+            "BatchObjectMissing",
+            f"Batch job {run.batch_job_id} or its task no longer exists (deleted outside "
+            "Polysync); run the task again.",
+        )
+    if poll.status is ProviderStatus.UNKNOWN:
+        log.warning("run %s: Batch task in unexpected state %r", run.id, poll.batch_state)
+        return svc.store.update_run(
+            run.id, diagnosis=f"Batch reported task state {poll.batch_state!r} (Unknown)"
+        )
+    target = states.fold(poll.status, run.state, run.cancel_requested)
+    if target is None or target is run.state:
+        return await _maybe_diagnose(svc, run)
+    if target.is_terminal and run.state is RunState.STARTING and poll.start_time is not None:
+        # The task ran between two polls: record Running at the time Batch says it started,
+        # so the history shows the real timeline.
+        run = svc.store.transition(
+            run.id,
+            RunState.RUNNING,
+            reason=_reason(poll, RunState.RUNNING),
+            at=poll.start_time,
+            started_at=poll.start_time,
+        )
+    fields: dict[str, Any] = {}
+    if target is RunState.RUNNING:
+        fields["started_at"] = poll.start_time or svc.clock()
+    if target.is_terminal:
+        fields.update(
+            exit_code=poll.exit_code,
+            failure=poll.failure if target is not RunState.SUCCEEDED else None,
+            ended_at=poll.end_time or svc.clock(),
+        )
+    return svc.store.transition(run.id, target, reason=_reason(poll, target), **fields)
+
+
+async def _maybe_diagnose(svc: Services, run: TaskRun) -> TaskRun:
+    if run.state is not RunState.STARTING or run.diagnosis is not None:
+        return run
+    since = _entered(run, RunState.STARTING)
+    if since is None or svc.clock() - since < STUCK_STARTING_AFTER:
+        return run
+    platform = svc.store.get_platform(run.platform)
+    job = svc.store.get_job(run.job)
+    diagnosis = await svc.jobtype.diagnose_pool(platform, job)
+    if diagnosis is None:
+        return run
+    return svc.store.update_run(run.id, diagnosis=diagnosis)
+
+
+def _entered(run: TaskRun, state: RunState) -> datetime | None:
+    for entry in reversed(run.history):
+        if entry.to_state is state:
+            return entry.at
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    run: TaskRun
+    message: str
+
+
+async def cancel_run(svc: Services, run_id: int) -> CancelResult:
+    """D8: terminate the task, then its job. Idempotent; the run ends Cancelled."""
+    run = svc.store.get_run(run_id)
+    if run.state is RunState.CANCELLED:
+        return CancelResult(run, f"run {run.id} is already cancelled; nothing to do.")
+    if run.state.is_terminal:
+        raise InputError(
+            f"run {run.id} already finished {run.state.value}; there is nothing to cancel "
+            f"(see `polysync run show {run.id}`)."
+        )
+    svc.store.request_cancel(run.id)
+    if run.batch_job_id is None:
+        run = svc.store.transition(
+            run.id,
+            RunState.CANCELLED,
+            reason="cancelled by user before submission",
+            ended_at=svc.clock(),
+        )
+        return CancelResult(run, f"run {run.id} cancelled before it reached Batch.")
+    platform = svc.store.get_platform(run.platform)
+    outcome = await svc.jobtype.cancel(platform, run)
+    poll = await svc.jobtype.poll(platform, run)
+    if outcome is CancelOutcome.ALREADY_DONE and poll.status in (
+        ProviderStatus.SUCCESS,
+        ProviderStatus.FAILED,
+    ):
+        # The task finished before the terminate reached it: report what really happened
+        # (a failure of its own is not turned into Cancelled).
+        svc.store.update_run(run.id, cancel_requested=False)
+        run = await refresh_run(svc, run.id)
+        return CancelResult(
+            run, f"run {run.id} finished {run.state.value} before the cancel reached Batch."
+        )
+    run = svc.store.get_run(run.id)
+    if run.state.is_terminal:
+        return CancelResult(run, f"run {run.id} is already {run.state.value}.")
+    run = svc.store.transition(
+        run.id,
+        RunState.CANCELLED,
+        reason=_reason(poll, RunState.CANCELLED),
+        exit_code=poll.exit_code,
+        ended_at=poll.end_time or svc.clock(),
+    )
+    return CancelResult(run, f"run {run.id} cancelled: Batch task terminated, then its job.")
+
+
+OnUpdate = Callable[[TaskRun], None]
+
+
+def _next_interval(elapsed_s: float) -> float:
+    """Adaptive polling: fast while the run is young, capped later."""
+    if elapsed_s < 10:
+        return 0.25
+    if elapsed_s < 60:
+        return 1.0
+    if elapsed_s < 600:
+        return 5.0
+    return 15.0
+
+
+async def wait_run(
+    svc: Services,
+    run_id: int,
+    *,
+    on_update: OnUpdate | None = None,
+    timeout_s: float | None = None,
+    sleep: Callable[[float], object] = asyncio.sleep,
+) -> TaskRun:
+    """Submit if needed, then poll until the run is terminal (or the timeout passes)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    run = svc.store.get_run(run_id)
+    last_state: RunState | None = None
+    throttle_wait = 1.0
+    while True:
+        if run.state is RunState.QUEUED:
+            try:
+                run = await submit_run(svc, run.id)
+            except (ThrottledError, QuotaError) as exc:
+                delay = getattr(exc, "retry_after_s", None) or throttle_wait
+                throttle_wait = min(throttle_wait * 2, 30.0)
+                log.info("run %s waiting: %s", run.id, exc)
+                await _sleep(sleep, delay)
+                run = svc.store.get_run(run.id)
+                continue
+        else:
+            run = await refresh_run(svc, run.id)
+        if on_update is not None and run.state is not last_state:
+            on_update(run)
+        last_state = run.state
+        if run.state.is_terminal:
+            return run
+        elapsed = loop.time() - started
+        if timeout_s is not None and elapsed >= timeout_s:
+            return run
+        await _sleep(sleep, _next_interval(elapsed))
+
+
+async def _sleep(sleep: Callable[[float], object], seconds: float) -> None:
+    result = sleep(seconds)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+async def follow_file(
+    svc: Services,
+    run_id: int,
+    path: str,
+    *,
+    follow: bool,
+    offset: int = 0,
+    sleep: Callable[[float], object] = asyncio.sleep,
+) -> AsyncIterator[bytes]:
+    """Yield a task file's bytes from ``offset``; with ``follow``, until the run ends."""
+    run = svc.store.get_run(run_id)
+    if run.batch_job_id is None:
+        raise InputError(
+            f"run {run.id} has not reached Batch yet ({run.state.value}); its logs appear once "
+            "it starts."
+        )
+    platform = svc.store.get_platform(run.platform)
+    while True:
+        chunk = await svc.jobtype.read_file(platform, run, path, offset=offset)
+        if chunk.data:
+            offset += len(chunk.data)
+            yield chunk.data
+        if not follow:
+            return
+        run = await refresh_run(svc, run.id)
+        if run.state.is_terminal:
+            tail = await svc.jobtype.read_file(platform, run, path, offset=offset)
+            if tail.data:
+                yield tail.data
+            return
+        if not chunk.data:
+            await _sleep(sleep, 0.5)

@@ -1,0 +1,123 @@
+"""Task use cases: pin parameter values and run settings on a Job."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from polysync.domain import parameters, retry
+from polysync.domain.models import DataType, Job, RetryPolicy, Task
+from polysync.domain.secrets import parse_ref, unescape_literal
+from polysync.errors import InputError, ParameterError
+from polysync.services.context import Services
+from polysync.services.platforms import validate_name
+
+
+def parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
+    """`K=V` flags into a dict; the value may itself contain '='."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"--param {pair!r} is not NAME=VALUE: write it like --param COUNT=3.")
+        if name in out:
+            raise InputError(f"--param {name} is given twice: keep one.")
+        out[name] = value
+    return out
+
+
+def check_values(job: Job, values: Mapping[str, str]) -> None:
+    """Validate names and literal values against the Job's schema (D11, at save time).
+
+    References (env:/file:) are checked for shape only: their values are read at run time.
+    """
+    known = {p.name: p for p in job.parameters}
+    unknown = [n for n in values if n not in known]
+    if unknown:
+        names = ", ".join(sorted(known)) or "none yet"
+        raise ParameterError(
+            f"job {job.name!r} has no parameter {', '.join(unknown)} (it has: {names}); add it "
+            f"with `polysync job param set {job.name} NAME` or fix the name."
+        )
+    for name, raw in values.items():
+        param = known[name]
+        if parse_ref(raw) is not None:
+            continue
+        if param.data_type is DataType.SECRET:
+            raise ParameterError(
+                f"parameter {name} is a Secret: give a reference (env:NAME or file:PATH), not "
+                "the value, so it never lands in the database or shell history."
+            )
+        parameters.validate_value(param, unescape_literal(raw))
+
+
+def create_task(
+    svc: Services,
+    name: str,
+    job_name: str,
+    params: Mapping[str, str],
+    *,
+    execution_timeout_s: int | None = None,
+    retry_policy: RetryPolicy | None = None,
+    priority: int = 0,
+    description: str = "",
+) -> Task:
+    validate_name("task", name)
+    job = svc.store.get_job(job_name)
+    check_values(job, params)
+    policy = retry_policy or RetryPolicy()
+    retry.validate_policy(policy)
+    _check_timeout(execution_timeout_s)
+    task = Task(
+        name=name,
+        job=job.name,
+        params=dict(params),
+        execution_timeout_s=execution_timeout_s,
+        retry_policy=policy,
+        priority=priority,
+        description=description,
+    )
+    return svc.store.add_task(task)
+
+
+def update_task(
+    svc: Services,
+    name: str,
+    *,
+    set_params: Mapping[str, str] | None = None,
+    unset_params: Sequence[str] = (),
+    execution_timeout_s: int | None = None,
+    clear_timeout: bool = False,
+    retry_policy: RetryPolicy | None = None,
+    priority: int | None = None,
+    description: str | None = None,
+) -> Task:
+    task = svc.store.get_task(name)
+    job = svc.store.get_job(task.job)
+    params = dict(task.params)
+    for key in unset_params:
+        if key not in params:
+            raise InputError(f"task {name!r} does not set parameter {key!r}; nothing to unset.")
+        del params[key]
+    if set_params:
+        check_values(job, set_params)
+        params.update(set_params)
+    new = replace(task, params=params)
+    if clear_timeout:
+        new = replace(new, execution_timeout_s=None)
+    elif execution_timeout_s is not None:
+        _check_timeout(execution_timeout_s)
+        new = replace(new, execution_timeout_s=execution_timeout_s)
+    if retry_policy is not None:
+        retry.validate_policy(retry_policy)
+        new = replace(new, retry_policy=retry_policy)
+    if priority is not None:
+        new = replace(new, priority=priority)
+    if description is not None:
+        new = replace(new, description=description)
+    return svc.store.update_task(new)
+
+
+def _check_timeout(seconds: int | None) -> None:
+    if seconds is not None and seconds <= 0:
+        raise InputError("--timeout must be a positive duration such as 30m or 2h.")

@@ -1,0 +1,145 @@
+"""JSON shapes of the public interface (CLI `--output json`, and the API later).
+
+These shapes are part of the interface: add keys freely, never rename or remove one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from polysync.domain.models import Failure, Job, Platform, Task, TaskRun
+from polysync.jobtypes.base import DiscoveredJob
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def failure_view(failure: Failure | None) -> dict[str, Any] | None:
+    if failure is None:
+        return None
+    return {
+        "category": failure.category,
+        "code": failure.code,
+        "message": failure.message,
+        "details": [{"name": k, "value": v} for k, v in failure.details],
+        "stderr_tail": failure.stderr_tail,
+    }
+
+
+def run_view(run: TaskRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "task": run.task,
+        "job": run.job,
+        "platform": run.platform,
+        "state": run.state.value,
+        "trigger": run.trigger.value,
+        "attempt": run.attempt,
+        "run_id": run.run_id,
+        "batch_job_id": run.batch_job_id,
+        "batch_task_id": run.batch_task_id,
+        "monitor_url": run.monitor_url,
+        "exit_code": run.exit_code,
+        "failure": failure_view(run.failure),
+        "diagnosis": run.diagnosis,
+        "waiting_reason": run.waiting_reason,
+        "params_sent": dict(run.params_sent),
+        "created_at": _ts(run.created_at),
+        "started_at": _ts(run.started_at),
+        "ended_at": _ts(run.ended_at),
+        "history": [
+            {
+                "at": _ts(h.at),
+                "from": h.from_state.value if h.from_state else None,
+                "to": h.to_state.value,
+                "reason": h.reason,
+            }
+            for h in run.history
+        ],
+    }
+
+
+def platform_view(p: Platform) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "account_url": p.account_url,
+        "account_name": p.account_name,
+        "subscription_id": p.subscription_id,
+        "resource_group": p.resource_group,
+        "auth": {
+            "mode": p.auth.mode.value,
+            # Where the secret is read from, never the secret.
+            "secret_ref": str(p.auth.secret) if p.auth.secret else None,
+            "tenant_id": p.auth.tenant_id,
+            "client_id": p.auth.client_id,
+            "certificate_path": p.auth.certificate_path,
+        },
+        "verify_tls": p.verify_tls,
+        "ca_bundle": p.ca_bundle,
+        "created_at": _ts(p.created_at),
+    }
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    o = job.overrides
+    return {
+        "name": job.name,
+        "platform": job.platform,
+        "job_type": job.job_type,
+        "external_id": job.external_id,
+        "description": job.description,
+        "tags": list(job.tags),
+        "parameters": [
+            {
+                "name": p.name,
+                "type": p.data_type.value,
+                "direction": p.direction.value,
+                "default": p.default,
+                "description": p.description,
+                "origin": p.origin.value,
+                "user_edited": p.user_edited,
+            }
+            for p in job.parameters
+        ],
+        "overrides": {
+            "command_line": o.command_line,
+            "image": o.image,
+            "container_run_options": o.container_run_options,
+            "max_wall_clock_s": o.max_wall_clock_s,
+            "retention_s": o.retention_s,
+            "max_task_retries": o.max_task_retries,
+        },
+        "cloned_defaults": [
+            {"field": c.field, "value": c.value, "source": c.source} for c in job.cloned_defaults
+        ],
+        "warnings": list(job.warnings),
+        "created_at": _ts(job.created_at),
+        "updated_at": _ts(job.updated_at),
+    }
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    r = task.retry_policy
+    return {
+        "name": task.name,
+        "job": task.job,
+        # Literals and references as stored; Secret parameters are references only.
+        "params": dict(task.params),
+        "execution_timeout_s": task.execution_timeout_s,
+        "retry_policy": {
+            "enabled": r.enabled,
+            "max_attempts": r.max_attempts,
+            "backoff": r.backoff.value,
+            "initial_delay_s": r.initial_delay_s,
+            "max_delay_s": r.max_delay_s,
+        },
+        "priority": task.priority,
+        "description": task.description,
+        "created_at": _ts(task.created_at),
+    }
+
+
+def discovered_view(d: DiscoveredJob) -> dict[str, Any]:
+    return {"id": d.id, "display_name": d.display_name, "state": d.state}

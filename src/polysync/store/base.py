@@ -1,0 +1,151 @@
+"""The store contract: everything Polysync keeps, behind one Protocol.
+
+``SqlStore`` (``sql.py``) is the only implementation and the only place with queries.
+Every method is synchronous and runs one short transaction; the async engine calls them
+through a thread. Datetimes are aware UTC in and out.
+
+Errors: unknown names/ids raise ``NotFoundError``, taken names ``AlreadyExistsError``,
+refused deletions ``InputError``, a literal value for a Secret parameter
+``ParameterError``; anything the database itself fails at becomes ``StoreError``.
+
+Secrets: the store has no field for a secret value. Platform credentials are stored as
+references (``env:NAME`` / ``file:PATH``), run parameters as already-redacted text, and a
+Secret parameter's default or value must be a reference — the store refuses a literal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from polysync.domain.models import (
+    Failure,
+    HistoryEntry,
+    Job,
+    Platform,
+    RunState,
+    Task,
+    TaskRun,
+    Trigger,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunAttempt:
+    """One attempt of a run that got Batch ids (each attempt is its own Batch job)."""
+
+    run_id: int
+    attempt: int
+    batch_job_id: str
+    batch_task_id: str
+    monitor_url: str | None
+    params_sent: dict[str, str]
+    state: RunState | None  # None while the attempt is in flight
+    exit_code: int | None
+    failure: Failure | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class Store(Protocol):
+    # --- lifecycle --------------------------------------------------------------------
+    def close(self) -> None: ...
+
+    def installation_id(self) -> str:
+        """8 lower-case alphanumerics, generated once per database (used in Batch ids)."""
+        ...
+
+    # --- platforms ---------------------------------------------------------------------
+    def add_platform(self, platform: Platform) -> Platform: ...
+    def get_platform(self, name: str) -> Platform: ...
+    def list_platforms(self) -> list[Platform]: ...
+    def update_platform(self, platform: Platform) -> Platform: ...
+    def remove_platform(self, name: str, *, force: bool = False) -> None: ...
+
+    # --- jobs --------------------------------------------------------------------------
+    def upsert_job(self, job: Job) -> Job: ...
+    def get_job(self, name: str) -> Job: ...
+    def find_job(self, platform: str, external_id: str) -> Job | None: ...
+    def list_jobs(self, platform: str | None = None) -> list[Job]: ...
+    def remove_job(self, name: str, *, force: bool = False) -> None: ...
+
+    # --- tasks -------------------------------------------------------------------------
+    def add_task(self, task: Task) -> Task: ...
+    def update_task(self, task: Task) -> Task: ...
+    def get_task(self, name: str) -> Task: ...
+    def list_tasks(self, job: str | None = None) -> list[Task]: ...
+    def remove_task(self, name: str, *, force: bool = False) -> None: ...
+
+    # --- runs --------------------------------------------------------------------------
+    def create_run(
+        self,
+        task: Task,
+        job: Job,
+        platform: Platform,
+        *,
+        trigger: Trigger,
+        priority: int,
+        param_overrides: dict[str, str],
+        not_before: datetime | None = None,
+    ) -> TaskRun: ...
+
+    def get_run(self, run_id: int) -> TaskRun: ...
+    def find_run_by_batch_ids(self, batch_job_id: str, batch_task_id: str) -> TaskRun | None: ...
+
+    def list_runs(
+        self,
+        *,
+        task: str | None = None,
+        state: RunState | None = None,
+        states: Collection[RunState] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+        with_history: bool = True,
+    ) -> list[TaskRun]: ...
+
+    def count_runs(
+        self,
+        *,
+        task: str | None = None,
+        state: RunState | None = None,
+        states: Collection[RunState] | None = None,
+    ) -> int: ...
+
+    def assign_batch_ids(
+        self,
+        run_id: int,
+        batch_job_id: str,
+        batch_task_id: str,
+        monitor_url: str | None,
+        params_sent: dict[str, str],
+    ) -> TaskRun: ...
+
+    def transition(
+        self,
+        run_id: int,
+        to_state: RunState,
+        *,
+        reason: str,
+        expected_from: RunState | Collection[RunState] | None = None,
+        at: datetime | None = None,
+        **fields: Any,
+    ) -> TaskRun: ...
+
+    def update_run(self, run_id: int, **fields: Any) -> TaskRun: ...
+    def request_cancel(self, run_id: int) -> TaskRun: ...
+    def history(self, run_id: int) -> list[HistoryEntry]: ...
+    def attempts(self, run_id: int) -> list[RunAttempt]: ...
+    def list_nonterminal_runs(
+        self, platform: str | None = None, *, with_history: bool = False
+    ) -> list[TaskRun]: ...
+
+    # --- engine (issue 4) ---------------------------------------------------------------
+    def claim_queued(
+        self, worker_id: str, now: datetime, limit: int, lease_s: float
+    ) -> list[TaskRun]: ...
+    def renew_leases(self, worker_id: str, now: datetime, lease_s: float) -> int: ...
+    def release(self, run_id: int) -> None: ...

@@ -1,0 +1,257 @@
+"""Use cases end to end on a real SQLite store and the real emulator, with a fake clock."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from azure.batch import BatchClient, models
+from azure.core.credentials import AzureNamedKeyCredential
+
+from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
+from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from polysync.config import load_settings
+from polysync.domain.models import (
+    DataType,
+    Direction,
+    Job,
+    Parameter,
+    ParamOrigin,
+    RunState,
+)
+from polysync.errors import InputError, NotFoundError
+from polysync.jobtypes.base import ImportedTemplate
+from polysync.services import jobs as job_service
+from polysync.services import platforms as platform_service
+from polysync.services import runs as run_service
+from polysync.services import tasks as task_service
+from polysync.services.context import Services, open_services
+
+SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(
+        host="127.0.0.1",
+        port=0,
+        account=DEFAULT_ACCOUNT,
+        key=DEFAULT_KEY,
+        data_dir=tmp_path_factory.mktemp("emulator"),
+        pools=(PoolSeed("pool1", nodes=1, slots=4), PoolSeed("empty", nodes=0, slots=1)),
+    )
+    with EmulatorServer(config) as emu:
+        yield emu
+
+
+@pytest.fixture
+def batch(emulator: EmulatorServer) -> Iterator[BatchClient]:
+    client = BatchClient(emulator.endpoint, AzureNamedKeyCredential(emulator.account, emulator.key))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def svc(
+    tmp_path: Path, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Services]:
+    monkeypatch.setenv("PS_SVC_KEY", DEFAULT_KEY)
+    services = open_services(load_settings({"home": tmp_path / "home"}, environ={}))
+    services.clock = FakeClock()
+    platform_service.add_platform(
+        services,
+        platform_service.PlatformInput(
+            name="local",
+            account_url=emulator.endpoint,
+            account_name=emulator.account,
+            subscription_id=SUBSCRIPTION,
+            resource_group="rg",
+            key_env="PS_SVC_KEY",
+        ),
+    )
+    yield services
+    await services.aclose()
+    services.close()
+
+
+def template(
+    batch: BatchClient,
+    *,
+    pool: str = "pool1",
+    env: dict[str, str] | None = None,
+    command: str = "/bin/sh -c 'echo hi'",
+    wall_clock: timedelta | None = timedelta(minutes=5),
+) -> str:
+    job_id = f"tpl-{uuid.uuid4().hex[:8]}"
+    batch.create_job(
+        models.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=models.BatchPoolInfo(pool_id=pool),
+            constraints=models.BatchJobConstraints(max_wall_clock_time=wall_clock)
+            if wall_clock
+            else None,
+            common_environment_settings=[
+                models.EnvironmentSetting(name=k, value=v) for k, v in (env or {}).items()
+            ],
+        )
+    )
+    batch.create_task(job_id, models.BatchTaskCreateOptions(id="t", command_line=command))
+    return job_id
+
+
+async def test_stuck_starting_run_gets_the_pool_diagnosis(svc: Services, batch: BatchClient) -> None:
+    tpl = template(batch, pool="empty")
+    await job_service.import_jobs(svc, "local", [tpl])
+    task_service.create_task(svc, "stuck", tpl, {})
+    run = run_service.start_run(svc, "stuck")
+    run = await run_service.submit_run(svc, run.id)
+    assert run.state is RunState.STARTING
+
+    run = await run_service.refresh_run(svc, run.id)
+    assert run.state is RunState.STARTING
+    assert run.diagnosis is None  # young runs are not diagnosed
+
+    assert isinstance(svc.clock, FakeClock)
+    svc.clock.advance(run_service.STUCK_STARTING_AFTER.total_seconds() + 1)
+    run = await run_service.refresh_run(svc, run.id)
+    assert run.state is RunState.STARTING
+    assert run.diagnosis is not None
+    assert "no available compute nodes" in run.diagnosis
+    assert "empty" in run.diagnosis
+
+    cancelled = await run_service.cancel_run(svc, run.id)
+    assert cancelled.run.state is RunState.CANCELLED
+
+
+async def test_import_warns_without_max_wall_clock_and_sync_keeps_user_edits(
+    svc: Services, batch: BatchClient
+) -> None:
+    tpl = template(batch, env={"A": "1", "B": "2"}, wall_clock=None)
+    (outcome,) = await job_service.import_jobs(svc, "local", [tpl])
+    assert any("maxWallClockTime" in w for w in outcome.job.warnings)
+    assert {p.name for p in outcome.job.parameters} == {"A", "B"}
+
+    job, _ = job_service.set_parameter(
+        svc, tpl, job_service.ParamEdit("A", data_type="Int", default="42")
+    )
+    job_service.set_overrides(svc, tpl, changes={"command_line": "/bin/sh -c 'echo override'"})
+    job_service.set_parameter(svc, tpl, job_service.ParamEdit("EXTRA", default="x"))
+
+    synced = await job_service.sync_job(svc, tpl)
+    params = {p.name: p for p in synced.job.parameters}
+    assert params["A"].default == "42"
+    assert params["A"].data_type is DataType.INT
+    assert params["B"].default == "2"
+    assert "EXTRA" in params
+    assert synced.job.overrides.command_line == "/bin/sh -c 'echo override'"
+
+
+async def test_run_uses_override_and_follow_streams_the_output(
+    svc: Services, batch: BatchClient, emulator: EmulatorServer
+) -> None:
+    tpl = template(batch, env={"WHO": "tpl"})
+    await job_service.import_jobs(svc, "local", [tpl])
+    job_service.set_overrides(
+        svc, tpl, changes={"command_line": "/bin/sh -c 'echo one $WHO; echo two $WHO'"}
+    )
+    task_service.create_task(svc, "follow", tpl, {"WHO": "me"})
+    run = run_service.start_run(svc, "follow")
+    emulator.control.hold(job_id="*", task_id="follow", state="active")
+    run = await run_service.submit_run(svc, run.id)
+    chunks: list[bytes] = []
+
+    async def no_sleep(_: float) -> None:
+        # The first empty read happens while the task is held; release it then.
+        emulator.control.release(job_id="*", task_id="follow")
+
+    async for chunk in run_service.follow_file(
+        svc, run.id, "stdout.txt", follow=True, sleep=no_sleep
+    ):
+        chunks.append(chunk)
+    assert b"".join(chunks) == b"one me\ntwo me\n"
+    final = svc.store.get_run(run.id)
+    assert final.state is RunState.SUCCEEDED
+
+
+async def test_start_run_validates_before_creating(svc: Services, batch: BatchClient) -> None:
+    tpl = template(batch, env={"N": "1"})
+    await job_service.import_jobs(svc, "local", [tpl])
+    job_service.set_parameter(svc, tpl, job_service.ParamEdit("N", data_type="Int"))
+    task_service.create_task(svc, "typed", tpl, {})
+    with pytest.raises(InputError, match="N"):
+        run_service.start_run(svc, "typed", {"N": "one"})
+    with pytest.raises(NotFoundError):
+        run_service.start_run(svc, "no-such-task")
+    assert svc.store.list_runs() == []
+
+
+async def test_import_all_skips_polysync_run_jobs(svc: Services, batch: BatchClient) -> None:
+    tpl = template(batch)
+    await job_service.import_jobs(svc, "local", [tpl])
+    task_service.create_task(svc, "quick", tpl, {})
+    run = run_service.start_run(svc, "quick")
+    run = await run_service.wait_run(svc, run.id)
+    assert run.state is RunState.SUCCEEDED
+    imported = await job_service.import_jobs(svc, "local", import_all=True)
+    assert run.batch_job_id not in {o.job.external_id for o in imported}
+    assert tpl in {o.job.external_id for o in imported}
+
+
+def _param(name: str, default: str, *, edited: bool = False) -> Parameter:
+    return Parameter(
+        name=name,
+        default=default,
+        origin=ParamOrigin.USER if edited else ParamOrigin.TEMPLATE_JOB_ENV,
+        user_edited=edited,
+    )
+
+
+@pytest.mark.parametrize(
+    ("existing", "fresh", "expected", "change_words"),
+    [
+        pytest.param([], [_param("A", "1")], {"A": "1"}, ["added"], id="new-from-template"),
+        pytest.param(
+            [_param("A", "1")], [_param("A", "2")], {"A": "2"}, ["-> '2'"], id="untouched-refreshed"
+        ),
+        pytest.param(
+            [_param("A", "9", edited=True)],
+            [_param("A", "2")],
+            {"A": "9"},
+            ["kept your edit"],
+            id="user-edit-wins",
+        ),
+        pytest.param([_param("A", "1")], [], {}, ["removed"], id="dropped-by-template"),
+        pytest.param(
+            [_param("U", "u", edited=True)], [], {"U": "u"}, [], id="user-param-survives"
+        ),
+    ],
+)
+def test_merge_template_table(
+    existing: list[Parameter],
+    fresh: list[Parameter],
+    expected: dict[str, str],
+    change_words: list[str],
+) -> None:
+    job = Job(name="j", platform="p", external_id="t", parameters=tuple(existing))
+    template = ImportedTemplate("t", None, tuple(fresh), (), ())
+    merged, changes = job_service.merge_template(job, template)
+    assert {p.name: p.default for p in merged.parameters} == expected
+    for word in change_words:
+        assert any(word in c for c in changes), changes
+    assert replace(merged, parameters=job.parameters).overrides == job.overrides
+    assert all(p.direction is Direction.INPUT for p in merged.parameters)
