@@ -119,15 +119,14 @@ def _check_key(key: str) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if (
-        not args_list
-        or (args_list[0].startswith("-")
+    if not args_list or (
+        args_list[0].startswith("-")
         and args_list[0]
         not in (
             "-h",
             "--help",
             "--version",
-        ))
+        )
     ):
         # "python -m batch_emulator --port 8000" means serve.
         args_list.insert(0, "serve")

@@ -48,7 +48,7 @@ from batch_emulator.routes import (
     error_response,
 )
 
-REQUEST_LOG_LIMIT = 200_000
+REQUEST_LOG_LIMIT = 100_000
 _DEFAULT_CODES = {
     408: "OperationTimedOut",
     429: "TooManyRequests",

@@ -300,6 +300,7 @@ class Task:
     node: Node | None = None
     attempt: int = 0  # bumps on every start; stale process exits are ignored
     process: Any = None  # the runner's handle of the running process
+    killing: Any = None  # the runner's kill of the process tree, while it is in progress
     kill_reason: str | None = None  # why the scheduler is killing the current attempt
     kill_detail: str | None = None
     finished: asyncio.Event | None = None  # set when the current attempt has been settled

@@ -72,6 +72,7 @@ INHERITED_ENV = ("PATH", "HOME", "LANG")
 _PROBE_TIMEOUT_S = 10.0
 _ENGINE_KILL_TIMEOUT_S = 10.0
 _POLL_S = 0.02
+_SIGKILL_SETTLE_S = 2.0
 
 
 @dataclass
@@ -255,6 +256,11 @@ class RunningProcess:
             await asyncio.sleep(_POLL_S)
         if _group_members(pgid):
             _signal_group(pgid, signal.SIGKILL)
+            # SIGKILL is delivered asynchronously: a member may still be scheduled for a
+            # moment. Wait (bounded) so "killed" means gone for every caller.
+            deadline = loop.time() + _SIGKILL_SETTLE_S
+            while _group_members(pgid) and loop.time() < deadline:  # noqa: ASYNC110 - as above
+                await asyncio.sleep(_POLL_S)
         await self.wait()
 
     @staticmethod

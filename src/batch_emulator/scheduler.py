@@ -202,7 +202,10 @@ class Scheduler:
         if task.state in (TASK_RUNNING, TASK_PREPARING) and task.finished is not None:
             self._kill(task, KILL_DELETE)
         else:
-            self._remove_dirs([self._task_dir(task)] if task.pool_id else [])
+            # Synchronous (a task directory is small): a task created next with the same id
+            # must not lose its fresh files to a late removal.
+            if task.pool_id is not None:
+                shutil.rmtree(self._task_dir(task), ignore_errors=True)
 
     def job_changed(self, job: Job) -> None:
         token = next(self._tokens)
@@ -407,6 +410,7 @@ class Scheduler:
         task.kill_reason = None
         task.kill_detail = None
         task.process = None
+        task.killing = None
         self._running.add(task)
         if task.max_wall_clock_time is not None:
             deadline = self.backend.clock.monotonic() + task.max_wall_clock_time.total_seconds()
@@ -495,8 +499,13 @@ class Scheduler:
         if proc.in_container:
             task.container_info = {"containerId": proc.container_name or "", "state": "running"}
         if task.kill_reason is not None:
-            self._spawn(proc.kill())
+            self._start_kill(task)
         exit_code = await proc.wait()
+        if task.killing is not None:
+            # Settle only once the whole tree is gone, not just its leader, so a terminate
+            # that returns has really stopped every process of the task.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task.killing)
         self._on_exit(task, attempt, proc, exit_code)
 
     def _launch_failed(self, task: Task, attempt: int, code: str, message: str) -> None:
@@ -538,8 +547,15 @@ class Scheduler:
         if task.parked:
             self._unpark(task)
         elif task.process is not None:
-            self._spawn(task.process.kill())
+            self._start_kill(task)
         # Otherwise the process is still being launched; _run_attempt kills it.
+
+    def _start_kill(self, task: Task) -> None:
+        if task.killing is None and task.process is not None:
+            killing = asyncio.ensure_future(task.process.kill())
+            task.killing = killing
+            self._background.add(killing)
+            killing.add_done_callback(self._background_done)
 
     def _finish_attempt(self, task: Task) -> None:
         self._running.discard(task)
@@ -547,6 +563,7 @@ class Scheduler:
         task.kill_detail = None
         task.parked = False
         task.parked_exit = None
+        task.killing = None
 
     def _settle(
         self, task: Task, exit_code: int | None, reason: str | None, detail: str | None
@@ -558,8 +575,8 @@ class Scheduler:
         backend = self.backend
         if reason == KILL_DELETE:
             backend.release_node(task)
-            if not self._is_live(task):
-                self._remove_dirs([self._task_dir(task)])
+            if task.job.tasks.get(task.key) is None and task.pool_id is not None:
+                shutil.rmtree(self._task_dir(task), ignore_errors=True)
         elif reason == KILL_REQUEUE:
             backend.requeue_task(task)
             if self._is_live(task):
@@ -638,9 +655,11 @@ class Scheduler:
             for task in job.tasks.values():
                 task.queue_token = 0
                 self._held.discard(task)
-            self.backend.remove_job(job)
+            # Remove the files before the id becomes free again (NOTES.md §4.6: a deleted
+            # job's task directories go regardless of retention).
             dirs = [Path(root) / "workitems" / job.id for root in job.node_dirs]
-            self._remove_dirs(dirs)
+            await asyncio.to_thread(_remove_all, dirs)
+            self.backend.remove_job(job)
         else:
             self.backend.finish_job(job, terminate_reason or "")
 
@@ -660,16 +679,6 @@ class Scheduler:
             await asyncio.sleep(remaining)
         self.backend.remove_pool(pool)
 
-    def _remove_dirs(self, dirs: list[Path]) -> None:
-        if not dirs or self._loop is None:
-            return
-
-        def remove() -> None:
-            for path in dirs:
-                shutil.rmtree(path, ignore_errors=True)
-
-        self._spawn(asyncio.to_thread(remove))
-
     # ------------------------------------------------------------------ introspection
 
     def stats(self) -> dict[str, int]:
@@ -679,6 +688,11 @@ class Scheduler:
             "queued": sum(len(q) for q in self._pending.values()),
             "background": len(self._background),
         }
+
+
+def _remove_all(dirs: list[Path]) -> None:
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _pick_node(nodes: list[Node], slots: int) -> Node | None:

@@ -95,7 +95,15 @@ def _url_host(host: str) -> str:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without re-raising captured signals (so callers can finish cleanly)."""
+    """uvicorn without re-raising captured signals (so callers can finish cleanly), with a
+    hook that runs once the sockets accept connections."""
+
+    on_started: Callable[[], None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -377,11 +385,9 @@ def serve(
     """Run the emulator in the foreground until SIGINT/SIGTERM (the CLI's ``serve``)."""
     prepared = _Prepared(config)
     ready_written = False
-    original_startup = prepared.server.startup
 
-    async def startup(sockets: list[socket.socket] | None = None) -> None:
+    def started() -> None:
         nonlocal ready_written
-        await original_startup(sockets=sockets)
         announce(
             f"Azure Batch emulator listening on {prepared.endpoint} (account {config.account})"
         )
@@ -389,7 +395,7 @@ def serve(
             _write_ready_file(ready_file, prepared, config)
             ready_written = True
 
-    prepared.server.startup = startup  # type: ignore[method-assign]  # hook: announce once listening
+    prepared.server.on_started = started
     try:
         prepared.server.run(sockets=[prepared.sock])
     finally:

@@ -6,12 +6,14 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import httpx
 import pytest
 from azure.batch import models
 from azure.batch.aio import BatchClient as AsyncBatchClient
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-from batch_emulator.server import EmulatorServer
+from batch_emulator.app import create_app
+from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed, SharedKeyAuth
 
 
 async def _wait_task(client: AsyncBatchClient, job: str, task: str, state: str) -> Any:
@@ -123,3 +125,32 @@ async def test_async_wall_clock_via_control(fresh: EmulatorServer, aclient: Any,
     await asyncio.to_thread(fresh.control.advance_clock, 6)
     task = await _wait_task(aclient, "w", "t", "completed")
     assert task.execution_info.exit_code == -1073741510
+
+
+async def test_in_process_asgi_app(tmp_path: Any) -> None:
+    """``create_app`` mounted in-process (no server, no lifespan): the scheduler starts
+    with the first request and stops with ``shutdown()``."""
+    app = create_app(EmulatorConfig(data_dir=tmp_path, pools=(PoolSeed("p", 1, 1),)))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://emulator.local",
+            auth=SharedKeyAuth(app.config.account, app.config.key),
+        ) as c:
+            q = {"api-version": "2025-06-01"}
+            created = await c.post("/jobs", params=q, json={"id": "j", "poolInfo": {"poolId": "p"}})
+            assert created.status_code == 201
+            task = {"id": "t", "commandLine": "/bin/sh -c 'echo $AZ_BATCH_ACCOUNT_URL'"}
+            assert (await c.post("/jobs/j/tasks", params=q, json=task)).status_code == 201
+            for _ in range(500):
+                body = (await c.get("/jobs/j/tasks/t", params=q)).json()
+                if body["state"] == "completed":
+                    break
+                await asyncio.sleep(0.02)
+            assert body["url"] == "http://emulator.local/jobs/j/tasks/t"
+            out = await c.get("/jobs/j/tasks/t/files/stdout.txt", params=q)
+            assert out.text == "http://emulator.local\n"
+    finally:
+        await app.shutdown()
+        app.close()

@@ -17,6 +17,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 
 from batch_emulator import DEFAULT_KEY
 from batch_emulator.cli import build_parser, main
+from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
 
 
 def _wait_file(path: Path, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
@@ -161,3 +162,17 @@ def test_bad_arguments_exit_2(args: list[str], capsys: pytest.CaptureFixture[str
         main(args)
     assert info.value.code == 2
     assert "batch-emulator" in capsys.readouterr().err
+
+
+def test_stopping_the_in_process_server_kills_task_processes(tmp_path: Path, h: Any) -> None:
+    config = EmulatorConfig(data_dir=tmp_path, pools=(PoolSeed("p", 1, 1),))
+    with EmulatorServer(config) as emu, h.sdk_client(emu) as client:
+        h.new_job(client, "j", pool_id="p")
+        h.new_task(client, "j", "t", "/bin/sh -c 'echo $$ > pid.txt; sleep 300'")
+        h.wait_task(client, "j", "t", "running")
+        pid_path = h.wait_for(
+            lambda: next(tmp_path.glob("nodes/p/*/workitems/j/job-1/t/wd/pid.txt"), None)
+        )
+        pid = int(h.wait_for(lambda: pid_path.read_text().strip()))
+        assert _alive(pid)
+    assert not _alive(pid)

@@ -347,3 +347,43 @@ def test_active_job_quota(tmp_path: Any, h: Any) -> None:
         client.begin_terminate_job("a", {"terminateReason": "x"}, polling_interval=0.05).result()
         h.new_job(client, "c", pool_id="p")  # completed jobs do not count
         assert client.get_job("c").state == "active"
+
+
+def test_job_manager_task_runs_as_a_task(client: Any, h: Any) -> None:
+    h.new_job(
+        client,
+        "j",
+        job_manager_task=models.BatchJobManagerTask(
+            id="manager", command_line="/bin/sh -c 'echo managing'"
+        ),
+    )
+    manager = h.wait_task(client, "j", "manager", "completed")
+    assert manager.execution_info.exit_code == 0
+    job = client.get_job("j")
+    assert job.job_manager_task.id == "manager"
+    # killJobOnCompletion is not emulated (docs/emulator.md): the job stays open for tasks.
+    assert job.state == "active"
+    h.new_task(client, "j", "later", "/bin/true")
+
+
+def test_auto_pool_job_runs_its_tasks(client: Any, h: Any) -> None:
+    client.create_job(
+        models.BatchJobCreateOptions(
+            id="auto",
+            pool_info=models.BatchPoolInfo(
+                auto_pool_specification=models.BatchAutoPoolSpecification(
+                    auto_pool_id_prefix="ap",
+                    pool_lifetime_option="job",
+                    pool=models.BatchPoolSpecification(
+                        vm_size="small", target_dedicated_nodes=1, task_slots_per_node=2
+                    ),
+                )
+            ),
+        )
+    )
+    job = client.get_job("auto")
+    pool_id = job.execution_info.pool_id
+    assert pool_id.startswith("ap_")
+    assert client.get_pool(pool_id).task_slots_per_node == 2
+    h.new_task(client, "auto", "t", "/bin/true")
+    assert h.wait_task(client, "auto", "t", "completed").node_info.pool_id == pool_id

@@ -19,6 +19,14 @@ def _read(client: Any, job: str, task: str, name: str, **kwargs: Any) -> bytes:
     return b"".join(client.download_task_file(job, task, name, **kwargs))
 
 
+def _read_soon(client: Any, job: str, task: str, name: str) -> bytes:
+    """The file's content, or b"" while the just-started process has not created it yet."""
+    try:
+        return _read(client, job, task, name)
+    except ResourceNotFoundError:
+        return b""
+
+
 def test_new_task_defaults(fresh: EmulatorServer, client: Any, h: Any) -> None:
     fresh.control.hold("j", "*", "active")
     h.new_job(client, "j")
@@ -236,7 +244,7 @@ def test_environment_files_and_ranges_while_running_and_after(
         ],
     )
     task = h.wait_task(client, "j", "t", "running")
-    h.wait_for(lambda: b"account=" in _read(client, "j", "t", "stdout.txt"))
+    h.wait_for(lambda: b"account=" in _read_soon(client, "j", "t", "stdout.txt"))
     out = _read(client, "j", "t", "stdout.txt").decode()
     assert f"task=t job=j pool={h.POOL}" in out
     assert "shared=from-job override=task empty=[]" in out
@@ -333,7 +341,7 @@ def test_hold_running_parks_the_outcome(fresh: EmulatorServer, client: Any, h: A
     fresh.control.hold("*", "*", "running")
     h.new_job(client, "j")
     h.new_task(client, "j", "t", "/bin/sh -c 'echo done; exit 4'")
-    h.wait_for(lambda: _read(client, "j", "t", "stdout.txt") == b"done\n")
+    h.wait_for(lambda: _read_soon(client, "j", "t", "stdout.txt") == b"done\n")
     assert client.get_task("j", "t").state == "running"
     fresh.control.release("*", "*")
     task = h.wait_task(client, "j", "t", "completed")

@@ -139,7 +139,12 @@ def run_demo(*, port: int = 8045) -> int:
             f"{outcome.action.value.capitalize()} job {outcome.job.name}: Job Type "
             f"{outcome.job.job_type}, External Id {outcome.job.external_id}"
         )
-        render.job(outcome.job)
+        for name in ("SLEEP_S", "EXIT_CODE"):
+            # Typed parameters are validated when a task is saved and again at run time.
+            job_service.set_parameter(
+                svc, TEMPLATE_ID, job_service.ParamEdit(name, data_type="Int")
+            )
+        render.job(svc.store.get_job(TEMPLATE_ID))
 
         _step(f"5. A task: {TASK}, with NAME=Polysync")
         try:
