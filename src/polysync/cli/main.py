@@ -17,6 +17,7 @@ import typer
 
 from polysync.cli import render
 from polysync.cli.runtime import Session, session, set_global_overrides
+from polysync.cli.worker import worker_app
 from polysync.domain.durations import parse_duration_text
 from polysync.domain.models import AuthMode, BackoffStrategy, RetryPolicy, RunState, TaskRun
 from polysync.errors import InputError, PolysyncError
@@ -56,6 +57,7 @@ app.add_typer(job_app, name="job")
 job_app.add_typer(param_app, name="param")
 app.add_typer(task_app, name="task")
 app.add_typer(run_app, name="run")
+app.add_typer(worker_app, name="worker")
 
 
 @app.callback()

@@ -91,6 +91,14 @@ class PollResult:
     missing: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class CompletedJob:
+    """A run's Batch job found completed by a sweep (issue 4)."""
+
+    id: str
+    end_time: datetime | None
+
+
 class CancelOutcome(enum.StrEnum):
     TERMINATED = "terminated"  # we terminated a live task
     ALREADY_DONE = "already-done"  # TaskCompleted / JobCompleted / JobNotFound: nothing to do
@@ -130,6 +138,12 @@ class JobType(Protocol):
     async def poll(self, platform: Platform, run: TaskRun) -> PollResult: ...
 
     async def cancel(self, platform: Platform, run: TaskRun) -> CancelOutcome: ...
+
+    async def sweep_completed(
+        self, platform: Platform, id_prefix: str, since: datetime
+    ) -> list[CompletedJob]:
+        """Jobs whose id starts with ``id_prefix`` that completed at or after ``since``."""
+        ...
 
     def monitor_url(self, platform: Platform, batch_job_id: str) -> str: ...
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from polysync.dispatcher import tracking
 from polysync.domain import ids, parameters, secrets, states
+from polysync.domain.durations import format_duration_s
 from polysync.domain.models import Failure, RunState, TaskRun, Trigger
 from polysync.errors import (
     ConfigError,
@@ -113,12 +117,18 @@ async def submit_run(svc: Services, run_id: int) -> TaskRun:
     )
     try:
         result = await svc.jobtype.submit(request)
-    except (ThrottledError, QuotaError) as exc:
-        svc.store.update_run(run.id, waiting_reason=str(exc))
+    except QuotaError as exc:
+        svc.store.update_run(run.id, waiting_reason=f"waiting for quota: {exc}")
         raise
     except (PoolNotFoundError, TemplateError, FingerprintMismatch) as exc:
         return _fail(svc, run, "polysync", exc.code, str(exc))
     except PlatformError as exc:
+        if is_transient(exc):
+            # Throttled, 5xx, timeout, connection lost: the run stays Queued and is
+            # submitted again later with the same Batch ids, so whatever this call may
+            # have created is adopted, never duplicated (D5).
+            svc.store.update_run(run.id, waiting_reason=f"waiting to submit again: {exc}")
+            raise
         return _fail(svc, run, "platform", exc.batch_code or exc.code, str(exc))
     except (SecretError, ConfigError, InputError) as exc:
         # E.g. the platform's key file vanished: fail the run with the reason rather than
@@ -127,23 +137,75 @@ async def submit_run(svc: Services, run_id: int) -> TaskRun:
     reason = f"Batch job {result.batch_job_id} and task {result.batch_task_id} created"
     if result.adopted:
         reason += " (adopted: created by an earlier attempt whose answer was lost)"
-    return svc.store.transition(
+    started = svc.store.transition(
         run.id,
         RunState.STARTING,
         reason=reason,
         expected_from=RunState.QUEUED,
+        at=svc.clock(),
         waiting_reason=None,
     )
+    if started.state is RunState.CANCELLED:
+        # A cancel landed while the create calls were in flight: it found no Batch job
+        # to stop, so stop the one just made.
+        await svc.jobtype.cancel(platform, started)
+    return started
+
+
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: PlatformError) -> bool:
+    """True for refusals that say "try again later", not "this cannot work"."""
+    if isinstance(exc, ThrottledError | QuotaError):
+        return True
+    if exc.status in _TRANSIENT_STATUS:
+        return True
+    return exc.status is None and exc.code in ("Unreachable", PlatformError.code)
 
 
 def _fail(svc: Services, run: TaskRun, category: str, code: str, message: str) -> TaskRun:
     failure = Failure(category=category, code=code, message=message)
+    return _end_attempt(
+        svc, run, RunState.FAILED, reason=message, failure=failure, ended_at=svc.clock()
+    )
+
+
+def _end_attempt(
+    svc: Services,
+    run: TaskRun,
+    target: RunState,
+    *,
+    reason: str,
+    at: datetime | None = None,
+    **fields: Any,
+) -> TaskRun:
+    """Move ``run`` (as read) to ``target``; a Failed attempt may be retried (issue 4).
+
+    With attempts left in the Task's retry policy, the attempt ends Failed and the next
+    one is Queued after the policy's delay, in one transaction (a crash between the two
+    would lose the retry). A cancel request stops retries. Compare-and-set on the state
+    read, so two trackers of one run (a worker and `run wait`) never double-apply.
+    """
+    at = at or svc.clock()
+    if target is RunState.FAILED:
+        policy = svc.store.get_task(run.task).retry_policy
+        step = states.retry_transition(
+            RunState.FAILED, run.attempt, policy, cancel_requested=run.cancel_requested
+        )
+        if step is not None:
+            return svc.store.fail_and_retry(
+                run.id,
+                reason=reason,
+                retry_reason=step.reason,
+                next_attempt=step.next_attempt,
+                not_before=svc.clock() + timedelta(seconds=step.delay_s),
+                expected_from=run.state,
+                at=at,
+                **fields,
+            )
     return svc.store.transition(
-        run.id,
-        RunState.FAILED,
-        reason=message,
-        failure=failure,
-        ended_at=svc.clock(),
+        run.id, target, reason=reason, expected_from=run.state, at=at, **fields
     )
 
 
@@ -193,9 +255,12 @@ async def refresh_run(svc: Services, run_id: int) -> TaskRun:
             run.id,
             RunState.RUNNING,
             reason=_reason(poll, RunState.RUNNING),
+            expected_from=RunState.STARTING,
             at=poll.start_time,
             started_at=poll.start_time,
         )
+        if run.state is not RunState.RUNNING:
+            return run  # someone else moved it first
     fields: dict[str, Any] = {}
     if target is RunState.RUNNING:
         fields["started_at"] = poll.start_time or svc.clock()
@@ -205,13 +270,76 @@ async def refresh_run(svc: Services, run_id: int) -> TaskRun:
             failure=poll.failure if target is not RunState.SUCCEEDED else None,
             ended_at=poll.end_time or svc.clock(),
         )
-    return svc.store.transition(run.id, target, reason=_reason(poll, target), **fields)
+    return _end_attempt(svc, run, target, reason=_reason(poll, target), **fields)
+
+
+async def enforce_timeout(svc: Services, run: TaskRun) -> TaskRun | None:
+    """End an attempt that outlived the Task's execution timeout; None when within it.
+
+    The timeout counts from submission (the attempt entering Starting), so a run stuck
+    waiting for a node times out too. The Batch work is cancelled (terminate task, then
+    job, D8) and the attempt ends Failed with code ``TimedOut``; the retry policy then
+    applies like for any failure (docs/engine.md). If the task had already finished by
+    itself when the terminate arrived, its real outcome is recorded instead.
+    """
+    if run.state not in (RunState.STARTING, RunState.RUNNING) or run.batch_job_id is None:
+        return None
+    deadline = timeout_deadline(svc, run)
+    if deadline is None or svc.clock() < deadline:
+        return None
+    task = svc.store.get_task(run.task)
+    assert task.execution_timeout_s is not None  # a deadline exists only with a timeout
+    platform = svc.store.get_platform(run.platform)
+    outcome = await svc.jobtype.cancel(platform, run)
+    if outcome is CancelOutcome.ALREADY_DONE:
+        return await refresh_run(svc, run.id)
+    limit = format_duration_s(task.execution_timeout_s)
+    message = (
+        f"run {run.id} attempt {run.attempt} exceeded the execution timeout of task "
+        f"{task.name!r} ({limit}): Polysync terminated Batch task {run.run_id}, then its job."
+    )
+    return _end_attempt(
+        svc,
+        run,
+        RunState.FAILED,
+        reason=message,
+        failure=Failure(category="polysync", code="TimedOut", message=message),
+        ended_at=svc.clock(),
+    )
+
+
+def timeout_deadline(svc: Services, run: TaskRun) -> datetime | None:
+    """When the current attempt times out (from its entry into Starting), if ever."""
+    timeout_s = svc.store.get_task(run.task).execution_timeout_s
+    if timeout_s is None:
+        return None
+    since = entered(run, RunState.STARTING)
+    return since + timedelta(seconds=timeout_s) if since is not None else None
+
+
+async def advance_run(svc: Services, run_id: int) -> TaskRun:
+    """One step of a run's life, shared by the worker and Run Once (`task run`).
+
+    Queued and due → submit; Starting/Running → enforce the timeout, else poll Batch.
+    Raises the transient ``PlatformError``s of :func:`submit_run` (the run stays Queued).
+    """
+    run = svc.store.get_run(run_id)
+    if run.state.is_terminal:
+        return run
+    if run.state is RunState.QUEUED:
+        if run.not_before is not None and run.not_before > svc.clock():
+            return run
+        return await submit_run(svc, run.id)
+    timed_out = await enforce_timeout(svc, run)
+    if timed_out is not None:
+        return timed_out
+    return await refresh_run(svc, run.id)
 
 
 async def _maybe_diagnose(svc: Services, run: TaskRun) -> TaskRun:
     if run.state is not RunState.STARTING or run.diagnosis is not None:
         return run
-    since = _entered(run, RunState.STARTING)
+    since = entered(run, RunState.STARTING)
     if since is None or svc.clock() - since < STUCK_STARTING_AFTER:
         return run
     platform = svc.store.get_platform(run.platform)
@@ -222,7 +350,7 @@ async def _maybe_diagnose(svc: Services, run: TaskRun) -> TaskRun:
     return svc.store.update_run(run.id, diagnosis=diagnosis)
 
 
-def _entered(run: TaskRun, state: RunState) -> datetime | None:
+def entered(run: TaskRun, state: RunState) -> datetime | None:
     for entry in reversed(run.history):
         if entry.to_state is state:
             return entry.at
@@ -283,16 +411,12 @@ async def cancel_run(svc: Services, run_id: int) -> CancelResult:
 
 OnUpdate = Callable[[TaskRun], None]
 
+RUN_ONCE_LEASE_S = 30.0
 
-def _next_interval(elapsed_s: float) -> float:
-    """Adaptive polling: fast while the run is young, capped later."""
-    if elapsed_s < 10:
-        return 0.25
-    if elapsed_s < 60:
-        return 1.0
-    if elapsed_s < 600:
-        return 5.0
-    return 15.0
+
+def run_once_worker_id() -> str:
+    """The claim owner of a run followed by this process (`task run`, `run wait`)."""
+    return f"run-once-{socket.gethostname()}-{os.getpid()}"
 
 
 async def wait_run(
@@ -302,35 +426,62 @@ async def wait_run(
     on_update: OnUpdate | None = None,
     timeout_s: float | None = None,
     sleep: Callable[[float], object] = asyncio.sleep,
+    cadence: tracking.Cadence = tracking.RUN_ONCE_CADENCE,
 ) -> TaskRun:
-    """Submit if needed, then poll until the run is terminal (or the timeout passes)."""
+    """Run Once: submit if needed, then follow the run to its end (or the timeout).
+
+    The same steps as the worker (:func:`advance_run`: submission, timeout, polling,
+    retries) on the same adaptive cadence function, minus the sweep — one run is cheaper
+    to poll directly. The run is claimed while followed, so a worker leaves it alone;
+    stopping early releases it and a worker (if any) takes over.
+    """
     loop = asyncio.get_running_loop()
     started = loop.time()
+    owner = run_once_worker_id()
+    claimed = svc.store.claim_run(run_id, owner, svc.clock(), RUN_ONCE_LEASE_S)
+    renewed = started
     run = svc.store.get_run(run_id)
     last_state: RunState | None = None
-    throttle_wait = 1.0
-    while True:
-        if run.state is RunState.QUEUED:
+    backoff = tracking.Backoff(first_s=1.0, cap_s=30.0)
+    try:
+        while True:
             try:
-                run = await submit_run(svc, run.id)
-            except (ThrottledError, QuotaError) as exc:
-                delay = getattr(exc, "retry_after_s", None) or throttle_wait
-                throttle_wait = min(throttle_wait * 2, 30.0)
+                run = await advance_run(svc, run.id)
+                backoff.reset()
+            except PlatformError as exc:
+                if run.state is not RunState.QUEUED or not is_transient(exc):
+                    raise
+                retry_after = getattr(exc, "retry_after_s", None)
+                delay = retry_after if retry_after is not None else backoff.next_s()
                 log.info("run %s waiting: %s", run.id, exc)
                 await _sleep(sleep, delay)
                 run = svc.store.get_run(run.id)
                 continue
-        else:
-            run = await refresh_run(svc, run.id)
-        if on_update is not None and run.state is not last_state:
-            on_update(run)
-        last_state = run.state
-        if run.state.is_terminal:
-            return run
-        elapsed = loop.time() - started
-        if timeout_s is not None and elapsed >= timeout_s:
-            return run
-        await _sleep(sleep, _next_interval(elapsed))
+            if on_update is not None and run.state is not last_state:
+                on_update(run)
+            last_state = run.state
+            if run.state.is_terminal:
+                return run
+            now = loop.time()
+            elapsed = now - started
+            if timeout_s is not None and elapsed >= timeout_s:
+                return run
+            if claimed and now - renewed >= RUN_ONCE_LEASE_S / 3:
+                svc.store.renew_leases(owner, svc.clock(), RUN_ONCE_LEASE_S)
+                renewed = now
+            delay = cadence.delay_s(run.state, _age_s(svc, run))
+            if run.state is RunState.QUEUED and run.not_before is not None:
+                delay = min(max((run.not_before - svc.clock()).total_seconds(), 0.0), 5.0)
+            await _sleep(sleep, delay)
+    finally:
+        if claimed and not svc.store.get_run(run_id).state.is_terminal:
+            svc.store.release(run_id)
+
+
+def _age_s(svc: Services, run: TaskRun) -> float:
+    """Seconds since the current attempt was submitted (or queued)."""
+    since = entered(run, RunState.STARTING) or run.created_at
+    return max((svc.clock() - since).total_seconds(), 0.0) if since is not None else 0.0
 
 
 async def _sleep(sleep: Callable[[float], object], seconds: float) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Select,
+    and_,
     create_engine,
     delete,
     event,
@@ -1180,54 +1181,101 @@ class SqlStore:
         claim and records the attempt's outcome.
         """
         values = _run_values(fields)
-        when = at or utc_now()
         with self._write(f"moving run {run_id} to {to_state}") as conn:
-            row = self._run_row(conn, run_id, for_update=True)
-            current = RunState(row.state)
-            if expected_from is not None:
-                allowed = (
-                    {expected_from} if isinstance(expected_from, RunState) else set(expected_from)
+            self._transition_in(conn, run_id, to_state, reason, expected_from, at, values)
+            return self._load_run(conn, run_id)
+
+    def _transition_in(
+        self,
+        conn: Connection,
+        run_id: int,
+        to_state: RunState,
+        reason: str,
+        expected_from: RunState | Collection[RunState] | None,
+        at: datetime | None,
+        values: dict[str, Any],
+    ) -> bool:
+        """``transition``'s body inside an open transaction; False when not applied."""
+        when = at or utc_now()
+        row = self._run_row(conn, run_id, for_update=True)
+        current = RunState(row.state)
+        if expected_from is not None:
+            allowed = {expected_from} if isinstance(expected_from, RunState) else set(expected_from)
+            if current not in allowed:
+                log.debug(
+                    "run %s is %s, not %s: %s not applied",
+                    run_id,
+                    current,
+                    "/".join(sorted(allowed)),
+                    to_state,
                 )
-                if current not in allowed:
-                    log.debug(
-                        "run %s is %s, not %s: %s not applied",
-                        run_id,
-                        current,
-                        "/".join(sorted(allowed)),
-                        to_state,
-                    )
-                    return self._load_run(conn, run_id)
-            attempt = int(values.get("attempt", row.attempt))
-            # Failed → Queued exists only as a retry: it must start the next attempt.
-            check_transition(current, to_state, retry=attempt == row.attempt + 1, run_id=run_id)
-            if attempt != row.attempt:
-                for name, default in _PER_ATTEMPT_FIELDS.items():
-                    values.setdefault(name, default)
-            if to_state.is_terminal:
-                values.setdefault("claimed_by", None)
-                values.setdefault("lease_expires_at", None)
-                values.setdefault("next_poll_at", None)
-            result = conn.execute(
-                update(s.task_runs)
-                .where(s.task_runs.c.id == run_id, s.task_runs.c.state == current.value)
-                .values(**values, state=to_state.value, updated_at=utc_now())
+                return False
+        attempt = int(values.get("attempt", row.attempt))
+        # Failed → Queued exists only as a retry: it must start the next attempt.
+        check_transition(current, to_state, retry=attempt == row.attempt + 1, run_id=run_id)
+        if attempt != row.attempt:
+            for name, default in _PER_ATTEMPT_FIELDS.items():
+                values.setdefault(name, default)
+        if to_state.is_terminal:
+            values.setdefault("claimed_by", None)
+            values.setdefault("lease_expires_at", None)
+            values.setdefault("next_poll_at", None)
+        result = conn.execute(
+            update(s.task_runs)
+            .where(s.task_runs.c.id == run_id, s.task_runs.c.state == current.value)
+            .values(**values, state=to_state.value, updated_at=utc_now())
+        )
+        if result.rowcount != 1:  # pragma: no cover - the row is locked above
+            return False
+        self._add_history(conn, run_id, attempt, when, current, to_state, reason)
+        new = self._run_row(conn, run_id)
+        conn.execute(
+            update(s.run_attempts)
+            .where(s.run_attempts.c.run_id == run_id, s.run_attempts.c.attempt == attempt)
+            .values(
+                state=new.state if to_state.is_terminal else None,
+                exit_code=new.exit_code,
+                failure=new.failure,
+                started_at=new.started_at,
+                ended_at=new.ended_at,
             )
-            if result.rowcount != 1:  # pragma: no cover - the row is locked above
-                return self._load_run(conn, run_id)
-            self._add_history(conn, run_id, attempt, when, current, to_state, reason)
-            new = self._run_row(conn, run_id)
-            conn.execute(
-                update(s.run_attempts)
-                .where(s.run_attempts.c.run_id == run_id, s.run_attempts.c.attempt == attempt)
-                .values(
-                    state=new.state if to_state.is_terminal else None,
-                    exit_code=new.exit_code,
-                    failure=new.failure,
-                    started_at=new.started_at,
-                    ended_at=new.ended_at,
+        )
+        return True
+
+    def fail_and_retry(
+        self,
+        run_id: int,
+        *,
+        reason: str,
+        retry_reason: str,
+        next_attempt: int,
+        not_before: datetime,
+        expected_from: RunState | Collection[RunState] | None = None,
+        at: datetime | None = None,
+        **fields: Any,
+    ) -> TaskRun:
+        """End the current attempt Failed and queue ``next_attempt``, in ONE transaction.
+
+        Two separate transitions would leave a window where a crash loses the retry (the
+        run would stay Failed for good). The history gets both rows; the Failed attempt
+        keeps its outcome in ``attempts()``.
+        """
+        values = _run_values(fields)
+        with self._write(f"retrying run {run_id}") as conn:
+            applied = self._transition_in(
+                conn, run_id, RunState.FAILED, reason, expected_from, at, values
+            )
+            if applied:
+                self._transition_in(
+                    conn,
+                    run_id,
+                    RunState.QUEUED,
+                    retry_reason,
+                    RunState.FAILED,
+                    at,
+                    {"attempt": next_attempt, "not_before": not_before},
                 )
-            )
-            return _run(new, self._histories(conn, [run_id])[run_id])
+            return self._load_run(conn, run_id)
 
     def update_run(self, run_id: int, **fields: Any) -> TaskRun:
         """Set non-state fields (diagnosis, waiting_reason, polling times, …)."""
@@ -1367,6 +1415,102 @@ class SqlStore:
                 .where(s.task_runs.c.id == run_id)
                 .values(claimed_by=None, lease_expires_at=None)
             )
+
+    def adopt_runs(
+        self, worker_id: str, now: datetime, limit: int, lease_s: float
+    ) -> list[TaskRun]:
+        """Claim runs already in Batch whose tracker is gone, and this worker's own runs.
+
+        Takes (a) Starting/Running runs nobody holds or whose lease expired (a dead
+        worker's, or ones a `task run --no-wait` left behind) and (b) every non-terminal
+        run still claimed by ``worker_id`` itself (a restart under the same id need not
+        wait for its own leases to expire), Queued ones only once due. Queued runs
+        otherwise go through ``claim_queued`` (priority order). PostgreSQL: ``SKIP
+        LOCKED``. Returned without history.
+        """
+        if limit <= 0:
+            return []
+        c = s.task_runs.c
+        in_batch = (RunState.STARTING.value, RunState.RUNNING.value)
+        with self._write(f"adopting runs for worker {worker_id}") as conn:
+            ids = (
+                conn.execute(
+                    select(c.id)
+                    .where(
+                        or_(
+                            and_(
+                                c.state.in_(in_batch),
+                                or_(
+                                    c.claimed_by.is_(None),
+                                    c.lease_expires_at.is_(None),
+                                    c.lease_expires_at <= now,
+                                ),
+                            ),
+                            and_(
+                                c.claimed_by == worker_id,
+                                c.state.in_(_NONTERMINAL),
+                                or_(
+                                    c.state != RunState.QUEUED.value,
+                                    c.not_before.is_(None),
+                                    c.not_before <= now,
+                                ),
+                            ),
+                        )
+                    )
+                    .order_by(c.priority.desc(), c.id.asc())
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            conn.execute(
+                update(s.task_runs)
+                .where(c.id.in_(ids))
+                .values(
+                    claimed_by=worker_id,
+                    lease_expires_at=now + timedelta(seconds=lease_s),
+                    updated_at=utc_now(),
+                )
+            )
+            rows = conn.execute(
+                select(s.task_runs).where(c.id.in_(ids)).order_by(c.priority.desc(), c.id.asc())
+            ).all()
+            return [_run(r) for r in rows]
+
+    def claim_run(self, run_id: int, worker_id: str, now: datetime, lease_s: float) -> bool:
+        """Claim one non-terminal run if free (or already ours); True when we hold it."""
+        c = s.task_runs.c
+        with self._write(f"claiming run {run_id} for {worker_id}") as conn:
+            self._run_row(conn, run_id, for_update=True)
+            result = conn.execute(
+                update(s.task_runs)
+                .where(
+                    c.id == run_id,
+                    c.state.in_(_NONTERMINAL),
+                    or_(
+                        c.claimed_by.is_(None),
+                        c.claimed_by == worker_id,
+                        c.lease_expires_at.is_(None),
+                        c.lease_expires_at <= now,
+                    ),
+                )
+                .values(claimed_by=worker_id, lease_expires_at=now + timedelta(seconds=lease_s))
+            )
+            return int(result.rowcount) == 1
+
+    def release_all(self, worker_id: str) -> int:
+        """Give back every run ``worker_id`` holds (graceful shutdown); returns how many."""
+        c = s.task_runs.c
+        with self._write(f"releasing the runs of worker {worker_id}") as conn:
+            result = conn.execute(
+                update(s.task_runs)
+                .where(c.claimed_by == worker_id)
+                .values(claimed_by=None, lease_expires_at=None)
+            )
+            return int(result.rowcount)
 
 
 # --- messages -------------------------------------------------------------------------

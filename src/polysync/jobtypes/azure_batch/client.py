@@ -30,8 +30,8 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from typing import Any, NoReturn, Protocol
+from urllib.parse import unquote, urlsplit
 
 from azure.batch import models
 from azure.batch.aio import BatchClient
@@ -189,6 +189,60 @@ def translate(exc: BaseException, platform: Platform, action: str) -> PlatformEr
     return PlatformError(f"unexpected failure for {where} while {action}: {exc!r}.")
 
 
+# --------------------------------------------------------------------------- call metrics
+
+
+class CallObserver(Protocol):
+    """Told about every HTTP request the SDK sends (each retry too) and every response."""
+
+    def request(self, platform: str, operation: str) -> None: ...
+
+    def response(self, platform: str, operation: str, status: int) -> None: ...
+
+
+_ID_SEGMENTS = {"jobs": "{jobId}", "tasks": "{taskId}", "pools": "{poolId}", "files": "{path}"}
+
+
+def operation_name(method: str, path: str) -> str:
+    """``GET /jobs/ps-x-r1-a1/tasks/t`` → ``GET /jobs/{jobId}/tasks/{taskId}``. Pure.
+
+    Ids are replaced by placeholders so metrics have a handful of labels, not one per run.
+    """
+    parts = [p for p in unquote(path).split("/") if p]
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        out.append(part)
+        placeholder = _ID_SEGMENTS.get(part)
+        if placeholder is not None and i + 1 < len(parts):
+            if part == "files":  # a file path may hold slashes: the rest is the path
+                out.append(placeholder)
+                break
+            out.append(placeholder)
+            i += 1
+        i += 1
+    return f"{method.upper()} /{'/'.join(out)}"
+
+
+def _hooks(platform: str, observer: CallObserver) -> dict[str, Any]:
+    """azure-core's CustomHookPolicy sits inside the retry loop: one call per HTTP try."""
+
+    def on_request(request: Any) -> None:
+        http = request.http_request
+        observer.request(platform, operation_name(http.method, urlsplit(http.url).path))
+
+    def on_response(response: Any) -> None:
+        http = response.http_request
+        observer.response(
+            platform,
+            operation_name(http.method, urlsplit(http.url).path),
+            int(response.http_response.status_code),
+        )
+
+    return {"raw_request_hook": on_request, "raw_response_hook": on_response}
+
+
 # --------------------------------------------------------------------------- adapter
 
 
@@ -210,11 +264,14 @@ class BatchApi:
         *,
         retry_total: int = DEFAULT_RETRY_TOTAL,
         retry_backoff_factor: float = DEFAULT_RETRY_BACKOFF_S,
+        observer: CallObserver | None = None,
         **client_kwargs: Any,
     ) -> None:
         self.platform = platform
         self.endpoint = normalize_endpoint(platform.account_url)
         self._credential = credential
+        if observer is not None:
+            client_kwargs = {**_hooks(platform.name, observer), **client_kwargs}
         self._client = BatchClient(
             endpoint=self.endpoint,
             credential=credential.credential,

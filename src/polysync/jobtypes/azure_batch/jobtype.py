@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from polysync.domain import ids
@@ -30,10 +32,12 @@ from polysync.jobtypes.azure_batch.client import (
     DEFAULT_RETRY_TOTAL,
     JSON,
     BatchApi,
+    CallObserver,
 )
 from polysync.jobtypes.azure_batch.credentials import build_credential
 from polysync.jobtypes.base import (
     CancelOutcome,
+    CompletedJob,
     ConnectivityReport,
     DiscoveredJob,
     FileChunk,
@@ -80,6 +84,7 @@ class _Template:
     etag: str | None
     task: JSON | None = None
     task_etag: str | None = None
+    read_at: float = field(default_factory=time.monotonic)
 
 
 def _pairs(metadata: object) -> list[tuple[str, str]]:
@@ -95,6 +100,36 @@ def _odata_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _odata_datetime(when: datetime) -> str:
+    return "DateTime'" + when.strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "'"
+
+
+def _parse_time(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+class _Observers:
+    """Fans SDK call events out to whoever asked (the worker's metrics)."""
+
+    def __init__(self) -> None:
+        self.items: list[CallObserver] = []
+
+    def request(self, platform: str, operation: str) -> None:
+        for obs in self.items:
+            obs.request(platform, operation)
+
+    def response(self, platform: str, operation: str, status: int) -> None:
+        for obs in self.items:
+            obs.response(platform, operation, status)
+
+
 class BatchJobType:
     """The `Batch Job` job type (``polysync.jobtypes.base.JobType``)."""
 
@@ -108,6 +143,8 @@ class BatchJobType:
         retry_backoff_factor: float = DEFAULT_RETRY_BACKOFF_S,
         stderr_tail_bytes: int = STDERR_TAIL_BYTES,
         client_kwargs: Mapping[str, Any] | None = None,
+        template_max_age_s: float = 0.0,
+        pool_check_max_age_s: float = 0.0,
     ) -> None:
         self._resolve = resolve_secret
         self._retry_total = retry_total
@@ -118,6 +155,23 @@ class BatchJobType:
         self._templates: dict[tuple[str, str], _Template] = {}
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Read caches for the engine (docs/decisions/0006): 0 = re-read at every run (D2).
+        self.template_max_age_s = template_max_age_s
+        self.pool_check_max_age_s = pool_check_max_age_s
+        self._pools_ok: dict[tuple[str, str], float] = {}
+        self._flights: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._observers = _Observers()
+
+    def add_call_observer(self, observer: CallObserver) -> None:
+        """Count every HTTP call (retries included) from now on, for all platforms."""
+        self._observers.items.append(observer)
+
+    def configure_read_cache(
+        self, *, template_max_age_s: float, pool_check_max_age_s: float
+    ) -> None:
+        """Reuse a template read / a pool pre-flight for this long across runs (the worker)."""
+        self.template_max_age_s = template_max_age_s
+        self.pool_check_max_age_s = pool_check_max_age_s
 
     # ------------------------------------------------------------------ plumbing
 
@@ -131,6 +185,7 @@ class BatchJobType:
                 log.warning("BatchJobType reused on a new event loop without aclose()")
             self._apis = {}
             self._lock = asyncio.Lock()
+            self._flights = {}
             self._loop = loop
         async with self._lock:
             current = self._apis.get(platform.name)
@@ -145,6 +200,7 @@ class BatchJobType:
                 credential,
                 retry_total=self._retry_total,
                 retry_backoff_factor=self._retry_backoff,
+                observer=self._observers,
                 **self._client_kwargs,
             )
             self._apis[platform.name] = api
@@ -190,8 +246,27 @@ class BatchJobType:
     async def _read_template(
         self, platform: Platform, template_id: str, *, job_name: str | None
     ) -> tuple[JSON, plan.TaskSource | None]:
-        api = await self.api(platform)
         key = (platform.name, template_id.lower())
+        if job_name is None or self.template_max_age_s <= 0:
+            return await self._read_template_now(platform, template_id, key, job_name=job_name)
+        # The engine's window (decision 0006): one read per template per window, and
+        # concurrent submissions of one Job wait for that read instead of repeating it.
+        async with self._single_flight(("template", *key)):
+            cached = self._templates.get(key)
+            if cached is not None and time.monotonic() - cached.read_at < self.template_max_age_s:
+                return cached.job, plan.choose_source(cached.job, cached.task)
+            return await self._read_template_now(platform, template_id, key, job_name=job_name)
+
+    def _single_flight(self, key: tuple[str, ...]) -> asyncio.Lock:
+        lock = self._flights.get(key)
+        if lock is None:
+            lock = self._flights[key] = asyncio.Lock()
+        return lock
+
+    async def _read_template_now(
+        self, platform: Platform, template_id: str, key: tuple[str, str], *, job_name: str | None
+    ) -> tuple[JSON, plan.TaskSource | None]:
+        api = await self.api(platform)
         cached = self._templates.get(key)
         try:
             got = await api.get_job(
@@ -226,6 +301,7 @@ class BatchJobType:
             await self._refresh_first_task(api, template_id, entry)
         else:
             entry.task, entry.task_etag = None, None
+        entry.read_at = time.monotonic()
         self._templates[key] = entry
         return entry.job, plan.choose_source(entry.job, entry.task)
 
@@ -335,9 +411,24 @@ class BatchJobType:
         self, api: BatchApi, platform: Platform, job: Job, pool_id: str
     ) -> None:
         """D4: Batch accepts a job for a missing pool and leaves its task active forever."""
+        key = (platform.name, pool_id.lower())
+        if self.pool_check_max_age_s <= 0:
+            await self._check_pool(api, platform, job, pool_id, key)
+            return
+        async with self._single_flight(("pool", *key)):
+            checked = self._pools_ok.get(key)
+            if checked is not None and time.monotonic() - checked < self.pool_check_max_age_s:
+                return  # seen to exist seconds ago (decision 0006); a miss is never cached
+            await self._check_pool(api, platform, job, pool_id, key)
+
+    async def _check_pool(
+        self, api: BatchApi, platform: Platform, job: Job, pool_id: str, key: tuple[str, str]
+    ) -> None:
         try:
             await api.get_pool(pool_id, select=("id",))
+            self._pools_ok[key] = time.monotonic()
         except PlatformError as exc:
+            self._pools_ok.pop(key, None)
             if exc.batch_code != "PoolNotFound" and exc.status != 404:
                 raise
             raise PoolNotFoundError(
@@ -366,6 +457,28 @@ class BatchJobType:
             )
         log.info("run %s: adopting Batch job %s (fingerprint matches)", run.id, job_id)
         return got.body
+
+    # ------------------------------------------------------------------ sweep (issue 4)
+
+    async def sweep_completed(
+        self, platform: Platform, id_prefix: str, since: datetime
+    ) -> list[CompletedJob]:
+        """Every job of ours that completed at or after ``since``: one paged ``GET /jobs``.
+
+        Each run's job terminates itself when its task ends (D3), so a completed job is a
+        finished run; only those need a ``GET task`` for the exit code.
+        """
+        api = await self.api(platform)
+        query = (
+            f"startswith(id,{_odata_quote(id_prefix)}) and state eq 'completed' and "
+            f"executionInfo/endTime ge {_odata_datetime(since)}"
+        )
+        out: list[CompletedJob] = []
+        async for job in api.list_jobs(select=("id", "state", "executionInfo"), filter=query):
+            info = job.get("executionInfo")
+            end = _parse_time(info.get("endTime")) if isinstance(info, Mapping) else None
+            out.append(CompletedJob(id=str(job.get("id", "")), end_time=end))
+        return out
 
     # ------------------------------------------------------------------ poll (D6)
 

@@ -1,0 +1,99 @@
+"""Pure tracking rules: when to poll a run next, backoff, and the sweep's time window.
+
+Completion is found by the sweep (one ``GET /jobs`` per account, docs/engine.md); per-run
+polls exist to show Starting → Running and as a slow safety net. Their cadence depends
+only on the state and on the attempt's age, so it survives a restart without memory:
+``delay = clamp(age × ratio, first, cap) × jitter``. Polling at a fixed fraction of the
+age is exponential backoff expressed in time: a young run is looked at often, an old one
+rarely.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from polysync.domain.models import RunState
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    first_s: float  # the delay while the attempt is young
+    ratio: float  # delay grows as this fraction of the attempt's age ...
+    cap_s: float  # ... up to this
+
+    def delay_s(self, age_s: float) -> float:
+        return min(max(age_s * self.ratio, self.first_s), self.cap_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """Per-run poll delays for Starting and Running runs, with ± ``jitter`` spread."""
+
+    starting: Phase
+    running: Phase
+    jitter: float = 0.1
+
+    def delay_s(self, state: RunState, age_s: float, rand: float | None = None) -> float:
+        phase = self.running if state is RunState.RUNNING else self.starting
+        base = phase.delay_s(max(age_s, 0.0))
+        # Jitter spreads runs submitted together, so their polls do not arrive in bursts.
+        r = random.random() if rand is None else rand  # noqa: S311 - load spreading, not crypto
+        return base * (1.0 + self.jitter * (2.0 * r - 1.0))
+
+
+WORKER_CADENCE = Cadence(
+    # Starting: 1 s, then half the age (2 s at 4 s, 5 s at 10 s), at most 30 s.
+    starting=Phase(first_s=1.0, ratio=0.5, cap_s=30.0),
+    # Running: the sweep finds the end; this is the safety poll, 30 s → 5 min.
+    running=Phase(first_s=30.0, ratio=0.5, cap_s=300.0),
+)
+"""The worker's cadence: the sweep detects completion, polls only show progress."""
+
+RUN_ONCE_CADENCE = Cadence(
+    # One run, no sweep: polls are the detection, so they stay brisk (0.25 s → 15 s).
+    starting=Phase(first_s=0.25, ratio=0.05, cap_s=15.0),
+    running=Phase(first_s=0.25, ratio=0.05, cap_s=15.0),
+    jitter=0.0,
+)
+"""`task run` / `run wait`: one run followed by polls alone."""
+
+
+class Backoff:
+    """Doubling delays ``first_s, 2·first_s, …`` capped at ``cap_s``; ``reset()`` on success."""
+
+    def __init__(self, first_s: float, cap_s: float) -> None:
+        self.first_s = first_s
+        self.cap_s = cap_s
+        self._next = first_s
+
+    def next_s(self) -> float:
+        current = self._next
+        self._next = min(self._next * 2.0, self.cap_s)
+        return current
+
+    def reset(self) -> None:
+        self._next = self.first_s
+
+
+class SweepWindow:
+    """Which completion times the next sweep asks for.
+
+    The watermark is the latest job ``endTime`` a sweep has seen — Batch's own clock, so
+    there is no skew with ours. Each sweep asks for ``endTime ≥ watermark − margin``: the
+    margin re-covers jobs whose completion became visible a little late (list results are
+    eventually consistent). Jobs seen twice are harmless (the run is no longer tracked).
+    """
+
+    def __init__(self, start: datetime, margin_s: float) -> None:
+        self.watermark = start
+        self.margin = timedelta(seconds=margin_s)
+
+    def since(self) -> datetime:
+        return self.watermark - self.margin
+
+    def observe(self, end_times: list[datetime | None]) -> None:
+        seen = [t for t in end_times if t is not None]
+        if seen:
+            self.watermark = max(self.watermark, max(seen))

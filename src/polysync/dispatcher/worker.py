@@ -1,0 +1,547 @@
+"""`polysync worker`: the async dispatcher that takes runs from Queued to their end.
+
+One loop per process (:meth:`Worker.run`), each pass (:meth:`Worker.step`):
+
+1. heartbeat: renew the leases of every run this worker holds (every lease/3);
+2. adopt: runs already in Batch that nobody tracks (a dead worker's, a restart's own,
+   a `task run --no-wait`'s) — reconciliation on start is the first adopt;
+3. claim Queued runs that are due, highest priority first (``claim_queued``);
+4. submit them through ``services.runs.submit_run``, paced by one
+   :class:`~polysync.dispatcher.ratelimit.AccountLimiter` per Batch account;
+5. sweep: one paged ``GET /jobs`` per account finds every run job completed since the
+   last sweep (docs/engine.md); those runs are polled at once for their exit code;
+6. poll the runs whose adaptive per-run poll is due (Starting → Running, the safety
+   poll, execution timeouts) with ``services.runs.advance_run`` — the same step
+   `polysync task run` uses.
+
+Everything that survives a crash is in the store: Batch ids before the create calls (D5),
+``next_poll_at``/``last_polled_at``, leases. In memory there are only schedules, rebuilt
+from the store on start. Store calls are short synchronous transactions (decision 0001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import os
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from polysync.dispatcher.metrics import Metrics
+from polysync.dispatcher.ratelimit import AccountLimiter
+from polysync.dispatcher.tracking import WORKER_CADENCE, Cadence, SweepWindow
+from polysync.domain import ids
+from polysync.domain.models import RunState, TaskRun
+from polysync.errors import PlatformError, QuotaError, ThrottledError
+from polysync.services import runs
+from polysync.services.context import Services
+
+log = logging.getLogger(__name__)
+
+ACTIVE_STATES = (RunState.QUEUED, RunState.STARTING, RunState.RUNNING)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    worker_id: str | None = None
+    concurrency: int = 10_000  # runs in flight (claimed and not finished) at most
+    submit_rate: float = 20.0  # Batch create calls per second per account
+    sweep_interval_s: float = 1.0
+    lease_s: float = 30.0
+    exit_when_idle: bool = False
+    metrics_path: Path | None = None  # JSON snapshot for `worker stats`; None = none
+    metrics_interval_s: float = 5.0
+    cadence: Cadence = WORKER_CADENCE
+    # Decision 0006: reuse a template read / pool check across runs for this long.
+    template_max_age_s: float = 10.0
+    pool_check_max_age_s: float = 10.0
+    sweep_margin_s: float = 5.0
+    sweep_lookback_s: float = 60.0  # first sweep: this long before the oldest submission
+    max_parallel_submits: int = 32  # per account
+    max_parallel_polls: int = 64
+    claim_batch: int = 500
+    claim_idle_interval_s: float = 0.5
+    adopt_interval_s: float = 1.0
+    error_retry_s: float = 5.0
+    stop_grace_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if self.lease_s <= 0 or self.sweep_interval_s <= 0 or self.submit_rate <= 0:
+            raise ValueError("--lease, --sweep-interval and --submit-rate must be positive")
+
+
+@dataclass(slots=True)
+class _Tracked:
+    run_id: int
+    platform: str
+    attempt: int
+    state: RunState
+    submitted_at: datetime
+    deadline: datetime | None
+    next_poll: datetime
+
+
+@dataclass(slots=True)
+class _Account:
+    limiter: AccountLimiter
+    pending: list[tuple[int, int]] = field(default_factory=list)  # heap of (-priority, run)
+    submitting: int = 0
+    sweeping: bool = False
+    next_sweep: datetime | None = None
+    window: SweepWindow | None = None
+
+
+class Worker:
+    """The engine. ``await Worker(svc, options).run()``; tests drive ``step``/``drain``."""
+
+    def __init__(
+        self, svc: Services, options: WorkerOptions | None = None, *, metrics: Metrics | None = None
+    ) -> None:
+        self.svc = svc
+        self.options = options or WorkerOptions()
+        self.worker_id = self.options.worker_id or default_worker_id()
+        self.metrics = metrics or Metrics(self.worker_id)
+        self._tracked: dict[int, _Tracked] = {}
+        self._polls: list[tuple[datetime, int, int]] = []  # heap of (due, seq, run id)
+        self._seq = itertools.count()
+        self._accounts: dict[str, _Account] = {}
+        self._busy: set[int] = set()  # runs with an operation in flight
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._polling = 0
+        self._stopping = False
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._ready = False
+        self._prefix = ""
+        self._installation = ""
+        now = self.clock()
+        self._next_heartbeat = now
+        self._next_adopt = now
+        self._next_claim = now
+        self._next_metrics = now
+
+    # ------------------------------------------------------------------ public
+
+    def clock(self) -> datetime:
+        return self.svc.clock()
+
+    def stop(self) -> None:
+        """Graceful stop: claim nothing more, let submissions finish, release the rest."""
+        self._stopping = True
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        pending = sum(len(a.pending) + a.submitting for a in self._accounts.values())
+        return len(self._tracked) + pending
+
+    def tracked_ids(self) -> set[int]:
+        return set(self._tracked)
+
+    async def run(self) -> None:
+        """Until :meth:`stop` (or, with ``exit_when_idle``, until nothing is left to do)."""
+        self._setup()
+        next_idle_check = self.clock()
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self.step()
+                except Exception:  # one bad pass (a database hiccup) must not end the worker
+                    log.exception("worker %s: pass failed; trying again", self.worker_id)
+                    await asyncio.sleep(1.0)
+                    continue
+                now = self.clock()
+                if self.options.exit_when_idle and now >= next_idle_check:
+                    next_idle_check = now + timedelta(seconds=0.5)
+                    if self.idle():
+                        log.info("worker %s: nothing left to do; exiting", self.worker_id)
+                        break
+                await self._sleep_until_next()
+        finally:
+            await self._shutdown()
+
+    async def run_until_idle(self, timeout_s: float | None = None) -> None:
+        """Run until no run is Queued/Starting/Running (tests, `--exit-when-idle`)."""
+        options = self.options
+        self.options = replace(options, exit_when_idle=True)
+        try:
+            await asyncio.wait_for(self.run(), timeout_s)
+        finally:
+            self.options = options
+
+    def idle(self) -> bool:
+        if self._tracked or self._tasks or self.in_flight:
+            return False
+        return self.svc.store.count_runs(states=ACTIVE_STATES) == 0
+
+    async def step(self) -> None:
+        """One pass of the loop; launches operations without waiting for them."""
+        self._setup()
+        now = self.clock()
+        o = self.options
+        if now >= self._next_heartbeat:
+            self.svc.store.renew_leases(self.worker_id, now, o.lease_s)
+            self._next_heartbeat = now + timedelta(seconds=o.lease_s / 3)
+        if not self._stopping:
+            if now >= self._next_adopt:
+                self._adopt(now)
+                self._next_adopt = now + timedelta(seconds=o.adopt_interval_s)
+            if now >= self._next_claim:
+                self._claim(now)
+            self._launch_submissions(now)
+        self._launch_sweeps(now)
+        self._launch_polls(now)
+        if o.metrics_path is not None and now >= self._next_metrics:
+            self.write_metrics()
+            self._next_metrics = now + timedelta(seconds=o.metrics_interval_s)
+
+    async def drain(self) -> None:
+        """Wait for every launched operation (tests: ``step(); drain()`` is one full pass)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def write_metrics(self) -> None:
+        path = self.options.metrics_path
+        if path is None:
+            return
+        self.refresh_run_counts()
+        try:
+            self.metrics.write(path)
+        except OSError as exc:
+            log.warning("worker %s: cannot write metrics to %s: %s", self.worker_id, path, exc)
+
+    def refresh_run_counts(self) -> None:
+        self.metrics.runs_by_state = {
+            state.value: self.svc.store.count_runs(state=state) for state in RunState
+        }
+
+    # ------------------------------------------------------------------ setup, shutdown
+
+    def _setup(self) -> None:
+        if self._ready:
+            return
+        self._installation = self.svc.store.installation_id()
+        self._prefix = ids.job_id_prefix(self._installation)
+        jobtype = self.svc.jobtype
+        from polysync.jobtypes.azure_batch.jobtype import BatchJobType
+
+        if isinstance(jobtype, BatchJobType):
+            jobtype.configure_read_cache(
+                template_max_age_s=self.options.template_max_age_s,
+                pool_check_max_age_s=self.options.pool_check_max_age_s,
+            )
+            jobtype.add_call_observer(self.metrics)
+        self._ready = True
+        log.info("worker %s started (installation %s)", self.worker_id, self._installation)
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        submissions = [t for t in self._tasks if t.get_name().startswith("submit")]
+        if submissions:
+            # A submission cut in half is safe (D5), but finishing it saves a restart the
+            # adoption round trip.
+            await asyncio.wait(submissions, timeout=self.options.stop_grace_s)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        released = self.svc.store.release_all(self.worker_id)
+        log.info("worker %s stopped; released %d run(s)", self.worker_id, released)
+        self.write_metrics()
+
+    async def _sleep_until_next(self) -> None:
+        now = self.clock()
+        candidates = [self._next_heartbeat, self._next_claim, self._next_adopt]
+        if self._polls:
+            candidates.append(self._polls[0][0])
+        for acc in self._accounts.values():
+            if acc.next_sweep is not None:
+                candidates.append(acc.next_sweep)
+            if acc.pending:
+                candidates.append(now + timedelta(seconds=acc.limiter.wait_s(now)))
+        wait_s = min((c - now).total_seconds() for c in candidates)
+        wait_s = min(max(wait_s, 0.005), 0.5)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait_s)
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._wake.set()
+            if not t.cancelled() and t.exception() is not None:
+                log.error("worker %s: %s failed", self.worker_id, name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    def _account(self, platform: str) -> _Account:
+        acc = self._accounts.get(platform)
+        if acc is None:
+            acc = _Account(AccountLimiter(self.options.submit_rate, self.clock()))
+            self._accounts[platform] = acc
+        return acc
+
+    # ------------------------------------------------------------------ claims
+
+    def _room(self) -> int:
+        return max(self.options.concurrency - self.in_flight, 0)
+
+    def _adopt(self, now: datetime) -> None:
+        room = min(self._room(), self.options.claim_batch)
+        if room <= 0:
+            return
+        for run in self.svc.store.adopt_runs(self.worker_id, now, room, self.options.lease_s):
+            if run.id in self._tracked or run.id in self._busy:
+                continue
+            if run.state is RunState.QUEUED:
+                self._enqueue(run)
+            else:
+                self.metrics.events["adopted"] += 1
+                # Reconciliation: resume the poll cadence where the run's age puts it; the
+                # first sweep (its window starts before the oldest submission) finds every
+                # run that completed while nobody watched, at one call per page.
+                full = self.svc.store.get_run(run.id)  # with history: submission time
+                submitted = runs.entered(full, RunState.STARTING) or now
+                age_s = (now - submitted).total_seconds()
+                delay_s = self.options.cadence.delay_s(full.state, age_s)
+                self._track(full, now + timedelta(seconds=delay_s))
+
+    def _claim(self, now: datetime) -> None:
+        limit = min(self._room(), self.options.claim_batch)
+        claimed: list[TaskRun] = []
+        if limit > 0:
+            claimed = self.svc.store.claim_queued(self.worker_id, now, limit, self.options.lease_s)
+        for run in claimed:
+            self._enqueue(run)
+        # A full batch means more may be waiting: claim again next pass.
+        again = 0.0 if limit > 0 and len(claimed) == limit else self.options.claim_idle_interval_s
+        self._next_claim = now + timedelta(seconds=again)
+
+    def _enqueue(self, run: TaskRun) -> None:
+        acc = self._account(run.platform)
+        if any(rid == run.id for _, rid in acc.pending):
+            return
+        heapq.heappush(acc.pending, (-run.priority, run.id))
+
+    # ------------------------------------------------------------------ submissions
+
+    def _launch_submissions(self, now: datetime) -> None:
+        for platform, acc in self._accounts.items():
+            while (
+                acc.pending
+                and acc.submitting < self.options.max_parallel_submits
+                and acc.limiter.try_submit(now)
+            ):
+                neg_priority, run_id = heapq.heappop(acc.pending)
+                if run_id in self._busy:
+                    acc.limiter.give_back()
+                    continue
+                acc.submitting += 1
+                self._busy.add(run_id)
+                self._spawn(f"submit-{run_id}", self._submit(run_id, platform, -neg_priority))
+
+    async def _submit(self, run_id: int, platform: str, priority: int) -> None:
+        acc = self._account(platform)
+        try:
+            run = await runs.submit_run(self.svc, run_id)
+        except PlatformError as exc:
+            now = self.clock()
+            if isinstance(exc, QuotaError):
+                pause = acc.limiter.quota_reached(now)
+                self.metrics.quota_holds[platform] += 1
+                log.info("run %s held %.0f s: %s", run_id, pause, exc)
+            elif isinstance(exc, ThrottledError):
+                pause = acc.limiter.throttled(now, exc.retry_after_s)
+                self.metrics.throttle_pauses[platform] += 1
+                log.info("platform %s paused %.1f s: %s", platform, pause, exc)
+            elif runs.is_transient(exc):
+                # A 5xx or a lost connection after the SDK's own retries: this run goes
+                # back in line; the account is not paused (Batch did not ask for that).
+                self.metrics.events["transient_errors"] += 1
+                log.info("run %s: submission failed for now: %s", run_id, exc)
+            else:
+                raise
+            heapq.heappush(acc.pending, (-priority, run_id))
+        except Exception:
+            log.exception("run %s: submission failed; it stays Queued", run_id)
+            acc.limiter.throttled(self.clock(), self.options.error_retry_s)
+            heapq.heappush(acc.pending, (-priority, run_id))
+        else:
+            acc.limiter.succeeded()
+            if run.state is RunState.STARTING:
+                self.metrics.events["submitted"] += 1
+            self._after(run, polled=False)
+        finally:
+            acc.submitting -= 1
+            self._busy.discard(run_id)
+
+    # ------------------------------------------------------------------ tracking
+
+    def _track(self, run: TaskRun, due: datetime) -> None:
+        submitted = runs.entered(run, RunState.STARTING) or self.clock()
+        tracked = _Tracked(
+            run_id=run.id,
+            platform=run.platform,
+            attempt=run.attempt,
+            state=run.state,
+            submitted_at=submitted,
+            deadline=runs.timeout_deadline(self.svc, run),
+            next_poll=due,
+        )
+        self._tracked[run.id] = tracked
+        self._schedule(tracked, due)
+        acc = self._account(run.platform)
+        if acc.next_sweep is None:
+            acc.next_sweep = self.clock() + timedelta(seconds=self.options.sweep_interval_s)
+
+    def _schedule(self, tracked: _Tracked, due: datetime) -> None:
+        deadline = tracked.deadline
+        if deadline is not None and self.clock() < deadline < due:
+            due = deadline  # the poll that enforces the execution timeout
+        tracked.next_poll = due
+        heapq.heappush(self._polls, (due, next(self._seq), tracked.run_id))
+
+    def _after(self, run: TaskRun, *, polled: bool) -> None:
+        """Bookkeeping once an operation returned the run's new state."""
+        now = self.clock()
+        previous = self._tracked.get(run.id)
+        if run.state.is_terminal:
+            self._tracked.pop(run.id, None)
+            self.metrics.finished[run.state.value] += 1
+            failure = run.failure
+            if (
+                polled
+                and run.ended_at is not None
+                and run.state in (RunState.SUCCEEDED, RunState.FAILED)
+                and (failure is None or failure.category != "polysync")
+            ):
+                self.metrics.detected((now - run.ended_at).total_seconds())
+            return
+        if run.state is RunState.QUEUED:
+            # A retry (the Failed attempt was closed and the next one queued, unclaimed):
+            # the claim loop takes it when its not_before is due.
+            self._tracked.pop(run.id, None)
+            if run.attempt > (previous.attempt if previous is not None else 1):
+                self.metrics.events["retried"] += 1
+            return
+        if previous is None or previous.attempt != run.attempt:
+            self._track(run, now)
+            tracked = self._tracked[run.id]
+        else:
+            tracked = previous
+            tracked.state = run.state
+        age_s = (now - tracked.submitted_at).total_seconds()
+        due = now + timedelta(seconds=self.options.cadence.delay_s(run.state, age_s))
+        self._schedule(tracked, due)
+        self.svc.store.update_run(
+            run.id, next_poll_at=tracked.next_poll, **({"last_polled_at": now} if polled else {})
+        )
+
+    def _launch_polls(self, now: datetime) -> None:
+        while self._polls and self._polls[0][0] <= now:
+            if self._polling >= self.options.max_parallel_polls:
+                return
+            due, _, run_id = heapq.heappop(self._polls)
+            tracked = self._tracked.get(run_id)
+            if tracked is None or tracked.next_poll != due:
+                continue  # superseded by a newer schedule
+            if run_id in self._busy:
+                self._schedule(tracked, now + timedelta(seconds=0.1))
+                continue
+            limiter = self._account(tracked.platform).limiter
+            if limiter.paused(now) and limiter.paused_until is not None:
+                self._schedule(tracked, limiter.paused_until)
+                continue
+            self._busy.add(run_id)
+            self._polling += 1
+            self._spawn(f"poll-{run_id}", self._poll(tracked))
+
+    async def _poll(self, tracked: _Tracked) -> None:
+        try:
+            run = await runs.advance_run(self.svc, tracked.run_id)
+        except ThrottledError as exc:
+            now = self.clock()
+            acc = self._account(tracked.platform)
+            acc.limiter.throttled(now, exc.retry_after_s)
+            self.metrics.throttle_pauses[tracked.platform] += 1
+            self._schedule(tracked, acc.limiter.paused_until or now)
+        except Exception as exc:  # noqa: BLE001 - any failure: poll again later, keep the loop
+            log.warning("run %s: poll failed (%s); trying again", tracked.run_id, exc)
+            self.metrics.events["poll_errors"] += 1
+            self._schedule(tracked, self.clock() + timedelta(seconds=self.options.error_retry_s))
+        else:
+            if run.failure is not None and run.failure.code == "TimedOut":
+                self.metrics.events["timed_out"] += 1
+            self._after(run, polled=True)
+        finally:
+            self._polling -= 1
+            self._busy.discard(tracked.run_id)
+
+    # ------------------------------------------------------------------ sweeps
+
+    def _launch_sweeps(self, now: datetime) -> None:
+        platforms = {t.platform for t in self._tracked.values()}
+        for platform in platforms:
+            acc = self._account(platform)
+            if acc.sweeping or acc.limiter.paused(now):
+                continue
+            if acc.next_sweep is not None and now < acc.next_sweep:
+                continue
+            acc.sweeping = True
+            acc.next_sweep = now + timedelta(seconds=self.options.sweep_interval_s)
+            self._spawn(f"sweep-{platform}", self._sweep(platform))
+
+    async def _sweep(self, platform_name: str) -> None:
+        acc = self._account(platform_name)
+        try:
+            if acc.window is None:
+                oldest = min(
+                    (t.submitted_at for t in self._tracked.values() if t.platform == platform_name),
+                    default=self.clock(),
+                )
+                start = oldest - timedelta(seconds=self.options.sweep_lookback_s)
+                acc.window = SweepWindow(start, self.options.sweep_margin_s)
+            platform = self.svc.store.get_platform(platform_name)
+            found = await self.svc.jobtype.sweep_completed(
+                platform, self._prefix, acc.window.since()
+            )
+            acc.window.observe([job.end_time for job in found])
+            now = self.clock()
+            hits = 0
+            for job in found:
+                parsed = ids.parse_batch_job_id(job.id)
+                if parsed is None or parsed[0] != self._installation:
+                    continue
+                tracked = self._tracked.get(parsed[1])
+                if tracked is None or tracked.attempt != parsed[2] or tracked.next_poll <= now:
+                    continue
+                hits += 1
+                self._schedule(tracked, now)
+            self.metrics.events["sweeps"] += 1
+            self.metrics.events["sweep_hits"] += hits
+        except ThrottledError as exc:
+            acc.limiter.throttled(self.clock(), exc.retry_after_s)
+            self.metrics.throttle_pauses[platform_name] += 1
+        except Exception as exc:  # noqa: BLE001 - a failed sweep is covered by the next one
+            log.warning(
+                "platform %s: sweep failed (%s); the next one covers it", platform_name, exc
+            )
+            self.metrics.events["sweep_errors"] += 1
+        finally:
+            acc.sweeping = False

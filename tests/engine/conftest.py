@@ -1,0 +1,164 @@
+"""Fixtures for the engine: a real emulator, a real SQLite store, the real SDK.
+
+Each test gets its own POLYSYNC_HOME (so its own installation id and job id prefix) and
+a fresh Services with a fake clock unless it asks for the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from azure.batch import BatchClient, models
+from azure.core.credentials import AzureNamedKeyCredential
+
+from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
+from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from polysync.config import load_settings
+from polysync.dispatcher.clock import FakeClock
+from polysync.dispatcher.worker import Worker
+from polysync.domain.models import RetryPolicy, TaskRun
+from polysync.jobtypes.azure_batch.jobtype import BatchJobType
+from polysync.services import jobs as job_service
+from polysync.services import platforms as platform_service
+from polysync.services import tasks as task_service
+from polysync.services.context import Services, open_services
+
+KEY_ENV = "PS_ENGINE_KEY"
+
+
+def start_emulator(data_dir: Path, **extra: object) -> EmulatorServer:
+    config = EmulatorConfig(
+        host="127.0.0.1",
+        port=0,
+        account=DEFAULT_ACCOUNT,
+        key=DEFAULT_KEY,
+        data_dir=data_dir,
+        pools=(PoolSeed("pool1", nodes=4, slots=64),),
+        **extra,  # type: ignore[arg-type]  # EmulatorConfig fields, checked at run time
+    )
+    return EmulatorServer(config).start()
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    emu = start_emulator(tmp_path_factory.mktemp("emulator"))
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="module")
+def batch(emulator: EmulatorServer) -> Iterator[BatchClient]:
+    client = BatchClient(emulator.endpoint, AzureNamedKeyCredential(emulator.account, emulator.key))
+    yield client
+    client.close()
+
+
+async def open_svc(home: Path, emulator: EmulatorServer, *, fake_clock: bool) -> Services:
+    svc = open_services(load_settings({"home": home}, environ={}))
+    if fake_clock:
+        svc.clock = FakeClock()
+    # Fast SDK retries: the faults tests inject many 5xx and the defaults back off for seconds.
+    svc.use_jobtype(BatchJobType(retry_total=3, retry_backoff_factor=0.02))
+    platform_service.add_platform(
+        svc,
+        platform_service.PlatformInput(
+            name="local",
+            account_url=emulator.endpoint,
+            account_name=emulator.account,
+            subscription_id="11111111-2222-3333-4444-555555555555",
+            resource_group="rg",
+            key_env=KEY_ENV,
+        ),
+    )
+    return svc
+
+
+@pytest.fixture
+async def svc(
+    tmp_path: Path, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Services]:
+    monkeypatch.setenv(KEY_ENV, DEFAULT_KEY)
+    services = await open_svc(tmp_path / "home", emulator, fake_clock=True)
+    yield services
+    await services.aclose()
+    services.close()
+
+
+def clock_of(svc: Services) -> FakeClock:
+    assert isinstance(svc.clock, FakeClock)
+    return svc.clock
+
+
+def make_template(batch: BatchClient, command: str, *, pool: str = "pool1") -> str:
+    job_id = f"tpl-{uuid.uuid4().hex[:8]}"
+    batch.create_job(
+        models.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=models.BatchPoolInfo(pool_id=pool),
+            constraints=models.BatchJobConstraints(max_wall_clock_time=timedelta(minutes=10)),
+            common_environment_settings=[models.EnvironmentSetting(name="CODE", value="0")],
+        )
+    )
+    batch.create_task(job_id, models.BatchTaskCreateOptions(id="t", command_line=command))
+    return job_id
+
+
+async def make_task(
+    svc: Services,
+    batch: BatchClient,
+    name: str,
+    command: str = "/bin/sh -c 'exit $CODE'",
+    *,
+    retry: RetryPolicy | None = None,
+    timeout_s: int | None = None,
+    priority: int = 0,
+) -> str:
+    template = make_template(batch, command)
+    await job_service.import_jobs(svc, "local", [template])
+    task_service.create_task(
+        svc,
+        name,
+        template,
+        {},
+        retry_policy=retry,
+        execution_timeout_s=timeout_s,
+        priority=priority,
+    )
+    return template
+
+
+async def drive(
+    worker: Worker,
+    done: Callable[[], bool],
+    *,
+    advance_s: float = 0.0,
+    timeout_s: float = 30.0,
+) -> None:
+    """Step the worker (and the fake clock by ``advance_s`` per pass) until ``done()``.
+
+    Real time passes between passes (the emulator runs real processes); the deadline
+    bounds the wait.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        await worker.step()
+        await worker.drain()
+        if done():
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not reached within {timeout_s} s")
+        if advance_s:
+            clock = worker.svc.clock
+            assert isinstance(clock, FakeClock)
+            clock.advance(advance_s)
+        await asyncio.sleep(0.02)
+
+
+def state_of(svc: Services, run: TaskRun) -> str:
+    return svc.store.get_run(run.id).state.value
