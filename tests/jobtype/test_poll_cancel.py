@@ -136,7 +136,7 @@ async def test_cancel_a_running_task_then_its_job(
         # Idempotent: a second cancel finds nothing left to stop.
         assert await jobtype.cancel(platform, run) is CancelOutcome.ALREADY_DONE
     finally:
-        emulator.control.release(job_id="*", task_id="*")
+        emulator.control.release(job_id=jid(run), task_id="*")
 
 
 async def test_cancel_a_finished_run_is_already_done(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -194,7 +195,8 @@ async def test_container_settings_from_template_and_overrides(
         assert task2.container_settings.image_name == "busybox:1"
         assert task2.container_settings.container_run_options == "--network none"
     finally:
-        emulator.control.release(job_id="*", task_id="*")
+        # release() drops only the rule with the same globs; drop every hold of this test.
+        emulator.control.release_all()
 
 
 async def test_pool_not_found_creates_nothing(
@@ -346,3 +348,58 @@ async def test_quota_and_throttling_map_to_their_errors(
         assert "throttling" in str(caught.value)
     finally:
         emulator.control.clear_faults()
+
+
+async def test_adopts_a_job_whose_task_already_finished(
+    batch: BatchClient, platform: Platform, jobtype: BatchJobType
+) -> None:
+    """A worker died after the PATCH to terminatejob but before recording the run.
+
+    The restarted worker submits again; Batch now answers ``JobCompleted`` (not
+    ``TaskExists``) to the task create. The task is ours, so the run is adopted and its
+    real outcome kept — never failed, never a second attempt.
+    """
+    # A pool of its own: earlier tests of this module keep pool1's slots busy.
+    pool_id = unique("adopt-pool")
+    batch.create_pool(
+        models.BatchPoolCreateOptions(
+            id=pool_id, vm_size="standard_d2s_v3", target_dedicated_nodes=1, task_slots_per_node=1
+        )
+    )
+    template_id = make_template(batch, pool_id=pool_id)
+    run = make_run()
+    first = await jobtype.submit(request_for(platform, make_job(template_id), run))
+    assert first.adopted is False
+    done = await wait_for(jobtype, platform, run, [ProviderStatus.SUCCESS])
+    for _ in range(200):
+        if batch.get_job(jid(run)).state == "completed":
+            break
+        await asyncio.sleep(0.05)
+    assert batch.get_job(jid(run)).state == "completed"
+
+    again = await jobtype.submit(request_for(platform, make_job(template_id), run))
+    assert again.adopted is True
+    assert (await jobtype.poll(platform, run)).exit_code == done.exit_code == 0
+    assert len(list(batch.list_tasks(jid(run)))) == 1
+
+
+async def test_completed_job_without_our_task_is_still_an_error(
+    batch: BatchClient, platform: Platform, jobtype: BatchJobType
+) -> None:
+    template_id = make_template(batch)
+    run = make_run()
+    # Our fingerprinted job exists and completed, but holds no task of ours.
+    batch.create_job(
+        models.BatchJobCreateOptions(
+            id=jid(run),
+            pool_info=models.BatchPoolInfo(pool_id="pool1"),
+            metadata=[
+                models.BatchMetadataItem(name=n, value=v)
+                for n, v in ids.fingerprint(INSTALLATION, run.id, run.attempt)
+            ],
+        )
+    )
+    batch.begin_terminate_job(jid(run), {"terminateReason": "test"}, polling_interval=0.05).result()
+    with pytest.raises(PlatformError) as caught:
+        await jobtype.submit(request_for(platform, make_job(template_id), run))
+    assert caught.value.batch_code == "JobCompleted"

@@ -114,7 +114,9 @@ def template(
     return job_id
 
 
-async def test_stuck_starting_run_gets_the_pool_diagnosis(svc: Services, batch: BatchClient) -> None:
+async def test_stuck_starting_run_gets_the_pool_diagnosis(
+    svc: Services, batch: BatchClient
+) -> None:
     tpl = template(batch, pool="empty")
     await job_service.import_jobs(svc, "local", [tpl])
     task_service.create_task(svc, "stuck", tpl, {})
@@ -146,7 +148,7 @@ async def test_import_warns_without_max_wall_clock_and_sync_keeps_user_edits(
     assert any("maxWallClockTime" in w for w in outcome.job.warnings)
     assert {p.name for p in outcome.job.parameters} == {"A", "B"}
 
-    job, _ = job_service.set_parameter(
+    job_service.set_parameter(
         svc, tpl, job_service.ParamEdit("A", data_type="Int", default="42")
     )
     job_service.set_overrides(svc, tpl, changes={"command_line": "/bin/sh -c 'echo override'"})
@@ -236,9 +238,7 @@ def _param(name: str, default: str, *, edited: bool = False) -> Parameter:
             id="user-edit-wins",
         ),
         pytest.param([_param("A", "1")], [], {}, ["removed"], id="dropped-by-template"),
-        pytest.param(
-            [_param("U", "u", edited=True)], [], {"U": "u"}, [], id="user-param-survives"
-        ),
+        pytest.param([_param("U", "u", edited=True)], [], {"U": "u"}, [], id="user-param-survives"),
     ],
 )
 def test_merge_template_table(

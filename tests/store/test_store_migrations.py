@@ -25,7 +25,7 @@ TABLES = {"meta", "platforms", "jobs", "tasks", "task_runs", "run_attempts", "ru
 def test_empty_database_is_migrated_to_head(db_url: str) -> None:
     store = SqlStore.open(db_url)
     try:
-        assert store.current_revision() == head_revision() == "0001"
+        assert store.current_revision() == head_revision() == "0002"
         names = set(inspect(store.engine).get_table_names())
         assert names >= TABLES | {"alembic_version"}
     finally:

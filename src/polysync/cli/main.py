@@ -17,6 +17,7 @@ import typer
 
 from polysync.cli import render
 from polysync.cli.runtime import Session, session, set_global_overrides
+from polysync.cli.server import server_app, token_app
 from polysync.cli.worker import worker_app
 from polysync.domain.durations import parse_duration_text
 from polysync.domain.models import AuthMode, BackoffStrategy, RetryPolicy, RunState, TaskRun
@@ -58,6 +59,8 @@ job_app.add_typer(param_app, name="param")
 app.add_typer(task_app, name="task")
 app.add_typer(run_app, name="run")
 app.add_typer(worker_app, name="worker")
+app.add_typer(server_app, name="server")
+app.add_typer(token_app, name="token")
 
 
 @app.callback()

@@ -50,6 +50,16 @@ class RunAttempt:
     ended_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An API token of ``polysync server``, without its secret (only a hash is stored)."""
+
+    id: int
+    name: str
+    role: str  # "viewer" | "operator" | "admin" (polysync.api.tokens.Role)
+    created_at: datetime
+
+
 class Store(Protocol):
     # --- lifecycle --------------------------------------------------------------------
     def close(self) -> None: ...
@@ -166,3 +176,16 @@ class Store(Protocol):
         at: datetime | None = None,
         **fields: Any,
     ) -> TaskRun: ...
+
+    # --- server (issue 5) ---------------------------------------------------------------
+    def runs_changed_since(
+        self, since: datetime, *, limit: int = 1000
+    ) -> list[tuple[TaskRun, datetime]]:
+        """Runs whose row changed at or after ``since`` (with history), oldest change first,
+        each with its ``updated_at``."""
+        ...
+
+    def add_api_token(self, name: str, role: str, digest: str) -> ApiToken: ...
+    def find_api_token(self, digest: str) -> ApiToken | None: ...
+    def list_api_tokens(self) -> list[ApiToken]: ...
+    def remove_api_token(self, name: str) -> None: ...

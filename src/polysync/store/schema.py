@@ -228,6 +228,8 @@ task_runs = Table(
     Column("next_poll_at", UtcDateTime, nullable=True),
     Index("ix_task_runs_state_priority", "state", "priority", "id"),
     Index("ix_task_runs_batch_job_id", "batch_job_id"),
+    # The server's event stream reads "runs changed since T" twice a second (0002).
+    Index("ix_task_runs_updated_at", "updated_at"),
     sqlite_autoincrement=True,
 )
 
@@ -278,3 +280,17 @@ run_history = Table(
     Column("reason", Text, nullable=False),
     sqlite_autoincrement=True,
 )
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(NAME_LEN), nullable=False),
+    Column("name_key", String(NAME_LEN), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    # SHA-256 (hex) of the token: the token itself is shown once and never stored.
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+"""API tokens of ``polysync server`` (migration 0002): a name, a role and a hash."""

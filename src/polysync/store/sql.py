@@ -77,7 +77,7 @@ from polysync.errors import (
     StoreError,
 )
 from polysync.store import schema as s
-from polysync.store.base import RunAttempt
+from polysync.store.base import ApiToken, RunAttempt
 from polysync.store.migrations import alembic_config, head_revision
 
 log = logging.getLogger(__name__)
@@ -1511,6 +1511,73 @@ class SqlStore:
                 .values(claimed_by=None, lease_expires_at=None)
             )
             return int(result.rowcount)
+
+    # --- server (issue 5) -----------------------------------------------------------
+
+    def runs_changed_since(
+        self, since: datetime, *, limit: int = 1000
+    ) -> list[tuple[TaskRun, datetime]]:
+        c = s.task_runs.c
+        with self._read("reading recently changed runs") as conn:
+            rows = conn.execute(
+                select(s.task_runs)
+                .where(c.updated_at >= since)
+                .order_by(c.updated_at, c.id)
+                .limit(limit)
+            ).all()
+            runs = self._runs(conn, rows, with_history=True)
+        return [(run, row.updated_at) for run, row in zip(runs, rows, strict=True)]
+
+    def add_api_token(self, name: str, role: str, digest: str) -> ApiToken:
+        _require_name("token", name)
+        t = s.api_tokens
+        with self._write(f"adding API token {name}") as conn:
+            existing = conn.execute(
+                select(t.c.name).where(t.c.name_key == _key(name))
+            ).scalar_one_or_none()
+            if existing is not None:
+                raise AlreadyExistsError(
+                    f"an API token named {existing!r} already exists (names ignore case); "
+                    f"choose another name, or revoke it first with "
+                    f"`polysync token revoke {existing}`."
+                )
+            conn.execute(
+                insert(t).values(
+                    name=name.strip(),
+                    name_key=_key(name),
+                    role=role,
+                    digest=digest,
+                    created_at=utc_now(),
+                )
+            )
+            row = conn.execute(select(t).where(t.c.name_key == _key(name))).one()
+        return _api_token(row)
+
+    def find_api_token(self, digest: str) -> ApiToken | None:
+        t = s.api_tokens
+        with self._read("checking an API token") as conn:
+            row = conn.execute(select(t).where(t.c.digest == digest)).first()
+        return None if row is None else _api_token(row)
+
+    def list_api_tokens(self) -> list[ApiToken]:
+        t = s.api_tokens
+        with self._read("listing API tokens") as conn:
+            rows = conn.execute(select(t).order_by(t.c.name_key)).all()
+        return [_api_token(r) for r in rows]
+
+    def remove_api_token(self, name: str) -> None:
+        t = s.api_tokens
+        with self._write(f"revoking API token {name}") as conn:
+            result = conn.execute(delete(t).where(t.c.name_key == _key(name)))
+            if result.rowcount == 0:
+                raise NotFoundError(
+                    f"API token {name!r} does not exist; run `polysync token list` to see "
+                    "the tokens."
+                )
+
+
+def _api_token(row: Row[Any]) -> ApiToken:
+    return ApiToken(id=row.id, name=row.name, role=row.role, created_at=row.created_at)
 
 
 # --- messages -------------------------------------------------------------------------

@@ -389,9 +389,19 @@ class BatchJobType:
         except PlatformError as exc:
             # The job is ours (just created, or fingerprint-checked): a task with our id in
             # it is the one an earlier attempt of this very call created (NOTES.md §9.4).
-            if exc.batch_code != "TaskExists":
+            if exc.batch_code == "TaskExists":
+                adopted = True
+            elif (
+                adopted
+                and exc.batch_code in _JOB_DONE
+                and await self._task_exists(api, job_id, task_id)
+            ):
+                # An adopted job whose task already ran to the end (a worker died after the
+                # PATCH to terminatejob but before recording the run): Batch now answers
+                # JobCompleted instead of TaskExists. The task is ours; adopt it.
+                pass
+            else:
                 raise
-            adopted = True
 
         if existing is None or existing.get("onAllTasksComplete") != "terminatejob":
             try:
@@ -406,6 +416,15 @@ class BatchJobType:
             adopted=adopted,
             warnings=run_plan.warnings,
         )
+
+    @staticmethod
+    async def _task_exists(api: BatchApi, job_id: str, task_id: str) -> bool:
+        try:
+            return await api.get_task(job_id, task_id, select=("id",)) is not None
+        except PlatformError as exc:
+            if exc.batch_code in ("TaskNotFound", "JobNotFound"):
+                return False
+            raise
 
     async def _preflight_pool(
         self, api: BatchApi, platform: Platform, job: Job, pool_id: str

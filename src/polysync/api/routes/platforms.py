@@ -1,0 +1,137 @@
+"""/api/platforms: Batch accounts (admins manage them; viewers read, test and discover)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from polysync.api.deps import get_services
+from polysync.api.routes.common import (
+    Admin,
+    Force,
+    Limit,
+    Name,
+    Offset,
+    Viewer,
+    page,
+    problems,
+    refused_is_conflict,
+)
+from polysync.domain.ids import job_id_prefix
+from polysync.domain.models import AuthMode
+from polysync.jobtypes.base import DiscoveredJob
+from polysync.services import platforms as platform_service
+from polysync.services import views
+from polysync.services.context import Services
+
+router = APIRouter(prefix="/api/platforms", tags=["platforms"])
+Svc = Annotated[Services, Depends(get_services)]
+
+Text = Annotated[str, Field(max_length=2000)]
+
+
+class PlatformFields(BaseModel):
+    """A Batch account. Secrets only as env/file references (``*_env``, ``*_file``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_url: Text = Field(description="https://<account>.<region>.batch.azure.com")
+    account_name: Text = Field(examples=["myaccount"])
+    subscription_id: Text = Field(examples=["11111111-2222-3333-4444-555555555555"])
+    resource_group: Text = Field(examples=["rg-batch"])
+    auth: AuthMode = AuthMode.SHARED_KEY
+    key_env: Text | None = None
+    key_file: Text | None = None
+    tenant_id: Text | None = None
+    client_id: Text | None = None
+    client_secret_env: Text | None = None
+    client_secret_file: Text | None = None
+    certificate_path: Text | None = None
+    certificate_password_env: Text | None = None
+    certificate_password_file: Text | None = None
+    token_env: Text | None = None
+    token_file: Text | None = None
+    verify_tls: bool = True
+    ca_bundle: Text | None = None
+
+    def to_input(self, name: str) -> platform_service.PlatformInput:
+        return platform_service.PlatformInput(name=name, **self.model_dump(exclude={"name"}))
+
+
+class PlatformCreate(PlatformFields):
+    name: Annotated[str, Field(min_length=1, max_length=200, examples=["prod-westeu"])]
+
+
+@router.post("", status_code=201, responses=problems(401, 403, 409, 422))
+def create_platform(body: PlatformCreate, svc: Svc, _: Admin) -> dict[str, Any]:
+    """Register a Batch account (same validation as `polysync platform add`)."""
+    data = body.to_input(body.name)
+    return views.platform_view(platform_service.add_platform(svc, data))
+
+
+@router.get("", responses=problems(401))
+def list_platforms(svc: Svc, _: Viewer) -> list[dict[str, Any]]:
+    return [views.platform_view(p) for p in svc.store.list_platforms()]
+
+
+@router.get("/{name}", responses=problems(401, 404))
+def get_platform(name: Name, svc: Svc, _: Viewer) -> dict[str, Any]:
+    return views.platform_view(svc.store.get_platform(name))
+
+
+@router.put("/{name}", responses=problems(401, 403, 404, 422))
+def update_platform(name: Name, body: PlatformFields, svc: Svc, _: Admin) -> dict[str, Any]:
+    """Replace a platform's settings (the name stays)."""
+    svc.store.get_platform(name)
+    platform = platform_service.build_platform(body.to_input(name))
+    return views.platform_view(svc.store.update_platform(platform))
+
+
+@router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409))
+def delete_platform(name: Name, svc: Svc, _: Admin, force: Force = False) -> Response:
+    """Remove a platform; refused (409) while jobs use it, unless ``force``."""
+    with refused_is_conflict():
+        svc.store.remove_platform(name, force=force)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/test", responses=problems(401, 404, 502))
+async def check_connectivity(name: Name, svc: Svc, _: Viewer) -> dict[str, Any]:
+    """List one job and read one pool, reporting what the credential may do."""
+    report = await platform_service.test_platform(svc, name)
+    return {
+        "platform": name,
+        "ok": report.ok,
+        "checks": [{"name": c, "ok": ok, "detail": d} for c, ok, d in report.checks],
+    }
+
+
+@router.get("/{name}/discover", responses=problems(401, 404, 502, 503))
+async def discover(
+    name: Name,
+    svc: Svc,
+    _: Viewer,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    prefix: Annotated[
+        str | None,
+        Query(max_length=64, description="Only job ids starting with this (server-side)."),
+    ] = None,
+    include_runs: Annotated[
+        bool, Query(description="Also list the Batch jobs Polysync created for runs.")
+    ] = False,
+) -> dict[str, Any]:
+    """The account's Batch jobs (the templates you can import), paginated."""
+    own = None
+    if not include_runs:
+        installation = await run_in_threadpool(svc.store.installation_id)
+        own = job_id_prefix(installation).lower()
+    found: list[DiscoveredJob] = []
+    async for d in platform_service.discover(svc, name, id_prefix=prefix or None):
+        if own and d.id.lower().startswith(own):
+            continue
+        found.append(d)
+    return page(found, limit, offset, views.discovered_view)

@@ -1,0 +1,159 @@
+"""/api/runs: list, show, tail the logs of and cancel runs."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from starlette.concurrency import run_in_threadpool
+
+from polysync.api.deps import get_services
+from polysync.api.routes.common import (
+    MAX_INT,
+    Limit,
+    Offset,
+    Operator,
+    Viewer,
+    problems,
+    refused_is_conflict,
+)
+from polysync.domain.models import RunState
+from polysync.errors import InputError
+from polysync.services import runs as run_service
+from polysync.services import views
+from polysync.services.context import Services
+from polysync.store.base import RunAttempt
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+Svc = Annotated[Services, Depends(get_services)]
+RunId = Annotated[int, Path(ge=1, le=MAX_INT, description="The run number.")]
+
+# A task file: relative, no '..' (Batch serves only the task directory anyway).
+_FILE = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.\-/]{1,512}$")
+MAX_CHUNK = 1024 * 1024
+
+
+def _state(value: str | None) -> RunState | None:
+    if value is None:
+        return None
+    for state in RunState:
+        if state.value.lower() == value.lower():
+            return state
+    raise InputError(
+        f"state {value!r} is not a run state: use one of "
+        + ", ".join(s.value for s in RunState)
+        + "."
+    )
+
+
+@router.get("", responses=problems(401, 404, 422))
+def list_runs(
+    svc: Svc,
+    _: Viewer,
+    task: Annotated[str | None, Query(max_length=200, description="Only this task's runs.")] = None,
+    state: Annotated[
+        str | None, Query(max_length=32, description="Queued, Starting, Running, Succeeded, …")
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Runs, newest first: ``{"items": [...], "total": N, "limit", "offset"}``."""
+    wanted = _state(state)
+    items = svc.store.list_runs(task=task, state=wanted, limit=limit, offset=offset)
+    total = svc.store.count_runs(task=task, state=wanted)
+    return {
+        "items": [views.run_view(r) for r in items],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def _attempt_view(a: RunAttempt) -> dict[str, Any]:
+    ts = views._ts
+    return {
+        "attempt": a.attempt,
+        "batch_job_id": a.batch_job_id,
+        "batch_task_id": a.batch_task_id,
+        "run_id": f"{a.batch_job_id}/{a.batch_task_id}",
+        "monitor_url": a.monitor_url,
+        "state": a.state.value if a.state else None,
+        "exit_code": a.exit_code,
+        "failure": views.failure_view(a.failure),
+        "created_at": ts(a.created_at),
+        "started_at": ts(a.started_at),
+        "ended_at": ts(a.ended_at),
+    }
+
+
+@router.get("/{run_id}", responses=problems(401, 404))
+def get_run(run_id: RunId, svc: Svc, _: Viewer) -> dict[str, Any]:
+    """A run with its status history and every attempt's Batch ids."""
+    run = svc.store.get_run(run_id)
+    return {
+        **views.run_view(run),
+        "attempts": [_attempt_view(a) for a in svc.store.attempts(run_id)],
+    }
+
+
+def _utf8_end(data: bytes) -> int:
+    """Length of ``data`` without a trailing, incomplete UTF-8 sequence (at most 3 bytes)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # a lead byte (or ASCII): is its sequence complete?
+            need = (
+                1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            )
+            return len(data) if back >= need else len(data) - back
+    return len(data)
+
+
+@router.get("/{run_id}/logs", responses=problems(401, 404, 422, 502))
+async def read_logs(
+    run_id: RunId,
+    svc: Svc,
+    _: Viewer,
+    file: Annotated[
+        str, Query(max_length=512, description="A file of the task directory.")
+    ] = "stdout.txt",
+    offset: Annotated[int, Query(ge=0, le=MAX_INT, description="Byte offset to read from.")] = 0,
+    max_bytes: Annotated[int, Query(ge=1, le=MAX_CHUNK)] = 64 * 1024,
+) -> dict[str, Any]:
+    """Tail a task file: bytes from ``offset``; call again with ``next_offset`` until
+    ``eof`` (the run has ended and everything was read)."""
+    if not _FILE.match(file):
+        raise InputError(
+            f"file {file!r} is not a task file path: give a relative path such as stdout.txt, "
+            "stderr.txt or wd/result.json (no '..')."
+        )
+    run = await run_in_threadpool(svc.store.get_run, run_id)
+    if run.batch_job_id is None:
+        # Not in Batch yet (or failed before): nothing to read, maybe later.
+        return {"data": "", "offset": offset, "next_offset": offset, "eof": run.state.is_terminal}
+    platform = await run_in_threadpool(svc.store.get_platform, run.platform)
+    chunk = await svc.jobtype.read_file(platform, run, file, offset=offset, length=max_bytes)
+    end = _utf8_end(chunk.data)
+    # A chunk cut inside a character: stop before it and send it whole next time (unless
+    # the file really ends there).
+    if end == 0 and chunk.data and len(chunk.data) < 4:
+        end = len(chunk.data)
+    text = chunk.data[:end].decode("utf-8", "replace")
+    next_offset = offset + end
+    at_end = chunk.total_size is None or next_offset >= chunk.total_size
+    return {
+        "data": text,
+        "offset": offset,
+        "next_offset": next_offset,
+        "size": chunk.total_size,
+        "eof": run.state.is_terminal and at_end,
+    }
+
+
+@router.post("/{run_id}/cancel", responses=problems(401, 403, 404, 409, 502))
+async def cancel_run(run_id: RunId, svc: Svc, _: Operator) -> dict[str, Any]:
+    """Terminate the run's Batch task, then its job (idempotent); 409 if it already ended
+    otherwise than Cancelled."""
+    with refused_is_conflict():
+        result = await run_service.cancel_run(svc, run_id)
+    return {**views.run_view(result.run), "message": result.message}

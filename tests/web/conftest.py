@@ -1,0 +1,226 @@
+"""Fixtures for the web console: a real server, a real emulator, Debian's Chromium.
+
+One server per module: ``create_app`` (API + console + worker) under uvicorn on a free
+127.0.0.1 port in a thread, on a SQLite store in tmp, talking to an in-process emulator.
+Playwright drives ``/usr/bin/chromium`` (never a downloaded browser).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from azure.batch import BatchClient, models
+from azure.core.credentials import AzureNamedKeyCredential
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
+from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from polysync.api.app import create_app
+from polysync.api.tokens import Role, create_token
+from polysync.config import load_settings
+from polysync.services import platforms as platform_service
+from polysync.services.context import Services, open_services
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+KEY_ENV = "POLYSYNC_WEB_TEST_KEY"
+SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+# A laptop screen: the console must be readable at this size.
+VIEWPORT = {"width": 1366, "height": 768}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(
+        host="127.0.0.1",
+        port=0,
+        account=DEFAULT_ACCOUNT,
+        key=DEFAULT_KEY,
+        data_dir=tmp_path_factory.mktemp("emulator"),
+        pools=(PoolSeed("pool1", nodes=2, slots=8),),
+    )
+    with EmulatorServer(config) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def batch(emulator: EmulatorServer) -> Iterator[BatchClient]:
+    client = BatchClient(emulator.endpoint, AzureNamedKeyCredential(emulator.account, emulator.key))
+    yield client
+    client.close()
+
+
+def make_template(
+    batch: BatchClient,
+    command_line: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    prefix: str = "tpl",
+    max_wall_clock: timedelta | None = timedelta(minutes=10),
+) -> str:
+    """A template Batch job as users keep them: pool, constraints, env and a first task."""
+    job_id = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    batch.create_job(
+        models.BatchJobCreateOptions(
+            id=job_id,
+            display_name=f"template {job_id}",
+            pool_info=models.BatchPoolInfo(pool_id="pool1"),
+            constraints=models.BatchJobConstraints(max_wall_clock_time=max_wall_clock)
+            if max_wall_clock
+            else None,
+            common_environment_settings=[
+                models.EnvironmentSetting(name=k, value=v) for k, v in (env or {}).items()
+            ],
+        )
+    )
+    batch.create_task(
+        job_id, models.BatchTaskCreateOptions(id="template-task", command_line=command_line)
+    )
+    return job_id
+
+
+@dataclass
+class Console:
+    """A running `polysync server` for the tests."""
+
+    url: str
+    services: Services
+    tokens: dict[str, str]  # role -> token text
+
+    def api(self, role: str = "admin") -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.tokens[role]}"},
+            timeout=30,
+        )
+
+
+class _ThreadedServer:
+    def __init__(self, config: uvicorn.Config) -> None:
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="console", daemon=True)
+
+    def start(self) -> int:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the console server did not start")
+            time.sleep(0.02)
+        sockets = self.server.servers[0].sockets
+        port: int = sockets[0].getsockname()[1]
+        return port
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def console(
+    tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorServer
+) -> Iterator[Console]:
+    os.environ[KEY_ENV] = DEFAULT_KEY  # the platform reads its key from here (a reference)
+    home = tmp_path_factory.mktemp("home")
+    settings = load_settings({"home": home}, environ={})
+    svc = open_services(settings)
+    platform_service.add_platform(
+        svc,
+        platform_service.PlatformInput(
+            name="local",
+            account_url=emulator.endpoint,
+            account_name=emulator.account,
+            subscription_id=SUBSCRIPTION,
+            resource_group="rg-web",
+            key_env=KEY_ENV,
+        ),
+    )
+    tokens = {role.value: create_token(svc, f"web-{role.value}", role)[1] for role in Role}
+    app = create_app(settings, start_worker=True, services=svc)
+    server = _ThreadedServer(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    port = server.start()
+    try:
+        yield Console(f"http://127.0.0.1:{port}", svc, tokens)
+    finally:
+        server.stop()
+        os.environ.pop(KEY_ENV, None)
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: run scripts/chromium.sh (Debian's chromium)")
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # Playwright gives every launch a fresh temporary profile (--user-data-dir) of its own.
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]  # a ViewportSize dict
+    ctx.set_default_timeout(15_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+def signed_in(context: BrowserContext, console: Console, role: str = "admin") -> None:
+    """Put a token cookie in the browser, as the sign-in form does."""
+    context.add_cookies(
+        [
+            {
+                "name": "polysync_token",
+                "value": console.tokens[role],
+                "url": console.url,
+                "httpOnly": True,
+                "sameSite": "Strict",
+            }
+        ]
+    )
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
