@@ -799,7 +799,7 @@ async def start_latency(emu: EmulatorProcess, s: Settings, rep: Reporter) -> Non
 def _cpu_us(rate: Rate) -> float | None:
     if rate.server_cpu_s is None or not rate.requests:
         return None
-    return rate.server_cpu_s / rate.requests * 1e6
+    return round(rate.server_cpu_s / rate.requests * 1e6, 1)  # as the rate figures show it
 
 
 async def _create_scale_jobs(rest: RawRest, jobs: int, concurrency: int) -> None:

@@ -399,7 +399,14 @@ async def test_completed_job_without_our_task_is_still_an_error(
             ],
         )
     )
-    batch.begin_terminate_job(jid(run), {"terminateReason": "test"}, polling_interval=0.05).result()
+    # A plain dict: BatchJobTerminateOptions is not exported (NOTES.md §11.7); a fractional
+    # polling interval works at run time although the stub says int.
+    poller = batch.begin_terminate_job(
+        jid(run),
+        {"terminateReason": "test"},  # type: ignore[arg-type]  # not exported, see above
+        polling_interval=0.05,  # type: ignore[arg-type]  # float works, see above
+    )
+    poller.result()
     with pytest.raises(PlatformError) as caught:
         await jobtype.submit(request_for(platform, make_job(template_id), run))
     assert caught.value.batch_code == "JobCompleted"

@@ -148,9 +148,7 @@ async def test_import_warns_without_max_wall_clock_and_sync_keeps_user_edits(
     assert any("maxWallClockTime" in w for w in outcome.job.warnings)
     assert {p.name for p in outcome.job.parameters} == {"A", "B"}
 
-    job_service.set_parameter(
-        svc, tpl, job_service.ParamEdit("A", data_type="Int", default="42")
-    )
+    job_service.set_parameter(svc, tpl, job_service.ParamEdit("A", data_type="Int", default="42"))
     job_service.set_overrides(svc, tpl, changes={"command_line": "/bin/sh -c 'echo override'"})
     job_service.set_parameter(svc, tpl, job_service.ParamEdit("EXTRA", default="x"))
 
