@@ -26,6 +26,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import os
 import socket
 from collections.abc import Coroutine
@@ -71,6 +72,9 @@ class WorkerOptions:
     max_parallel_submits: int = 32  # per account
     max_parallel_polls: int = 64
     claim_batch: int = 500
+    # Claim only what this worker can submit within this horizon at its submit rate, so
+    # one worker never hoards the queue while others sit idle (several workers, issue 4).
+    claim_horizon_s: float = 2.0
     claim_idle_interval_s: float = 0.5
     adopt_interval_s: float = 1.0
     error_retry_s: float = 5.0
@@ -322,15 +326,28 @@ class Worker:
                 delay_s = self.options.cadence.delay_s(full.state, age_s)
                 self._track(full, now + timedelta(seconds=delay_s))
 
+    def _claim_target(self) -> int:
+        """How many claimed-but-unsubmitted runs to keep: the submit horizon's worth."""
+        o = self.options
+        # A run submission is three Batch create calls (POST job, POST task, PATCH job).
+        runs_per_s = o.submit_rate / 3
+        per_account = max(1, math.ceil(runs_per_s * o.claim_horizon_s))
+        return per_account * max(1, len(self._accounts))
+
     def _claim(self, now: datetime) -> None:
-        limit = min(self._room(), self.options.claim_batch)
+        backlog = sum(len(acc.pending) for acc in self._accounts.values())
+        limit = min(self._room(), self.options.claim_batch, self._claim_target() - backlog)
         claimed: list[TaskRun] = []
         if limit > 0:
             claimed = self.svc.store.claim_queued(self.worker_id, now, limit, self.options.lease_s)
         for run in claimed:
             self._enqueue(run)
-        # A full batch means more may be waiting: claim again next pass.
-        again = 0.0 if limit > 0 and len(claimed) == limit else self.options.claim_idle_interval_s
+        if limit > 0 and len(claimed) == limit:
+            again = 0.0  # a full batch: more may be waiting, claim again next pass
+        elif limit <= 0:
+            again = self.options.claim_horizon_s / 4  # backlog full: top it up soon
+        else:
+            again = self.options.claim_idle_interval_s
         self._next_claim = now + timedelta(seconds=again)
 
     def _enqueue(self, run: TaskRun) -> None:
