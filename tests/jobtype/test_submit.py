@@ -45,6 +45,20 @@ def _calls(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(str(e.get("method")), str(e.get("path"))) for e in entries]
 
 
+def create_fingerprinted_job(batch: BatchClient, job_id: str, run_id: int, attempt: int) -> None:
+    """A Batch job as an earlier submission of (run_id, attempt) would have left it."""
+    batch.create_job(
+        models.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=models.BatchPoolInfo(pool_id="pool1"),
+            metadata=[
+                models.BatchMetadataItem(name=n, value=v)
+                for n, v in ids.fingerprint(INSTALLATION, run_id, attempt)
+            ],
+        )
+    )
+
+
 def _env(items: list[models.EnvironmentSetting] | None) -> list[tuple[str, str | None]]:
     return [(e.name, e.value) for e in items or []]
 
@@ -232,16 +246,7 @@ async def test_adopts_its_own_job_after_a_lost_answer(
     template_id = make_template(batch)
     run = make_run()
     # An earlier attempt created the job (with our fingerprint) but its answer was lost.
-    batch.create_job(
-        models.BatchJobCreateOptions(
-            id=jid(run),
-            pool_info=models.BatchPoolInfo(pool_id="pool1"),
-            metadata=[
-                models.BatchMetadataItem(name=n, value=v)
-                for n, v in ids.fingerprint(INSTALLATION, run.id, run.attempt)
-            ],
-        )
-    )
+    create_fingerprinted_job(batch, jid(run), run.id, run.attempt)
     result = await jobtype.submit(request_for(platform, make_job(template_id), run))
     assert result.adopted is True
     assert batch.get_task(jid(run), tid(run)).id == tid(run)
@@ -258,16 +263,7 @@ async def test_refuses_to_adopt_a_job_that_is_not_ours(
 ) -> None:
     template_id = make_template(batch)
     run = make_run()
-    batch.create_job(
-        models.BatchJobCreateOptions(
-            id=jid(run),
-            pool_info=models.BatchPoolInfo(pool_id="pool1"),
-            metadata=[
-                models.BatchMetadataItem(name=n, value=v)
-                for n, v in ids.fingerprint(INSTALLATION, run.id + 1, run.attempt)
-            ],
-        )
-    )
+    create_fingerprinted_job(batch, jid(run), run.id + 1, run.attempt)
     with pytest.raises(FingerprintMismatch) as caught:
         await jobtype.submit(request_for(platform, make_job(template_id), run))
     assert jid(run) in str(caught.value)
@@ -389,16 +385,7 @@ async def test_completed_job_without_our_task_is_still_an_error(
     template_id = make_template(batch)
     run = make_run()
     # Our fingerprinted job exists and completed, but holds no task of ours.
-    batch.create_job(
-        models.BatchJobCreateOptions(
-            id=jid(run),
-            pool_info=models.BatchPoolInfo(pool_id="pool1"),
-            metadata=[
-                models.BatchMetadataItem(name=n, value=v)
-                for n, v in ids.fingerprint(INSTALLATION, run.id, run.attempt)
-            ],
-        )
-    )
+    create_fingerprinted_job(batch, jid(run), run.id, run.attempt)
     # A plain dict: BatchJobTerminateOptions is not exported (NOTES.md §11.7); a fractional
     # polling interval works at run time although the stub says int.
     poller = batch.begin_terminate_job(
