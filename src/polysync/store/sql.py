@@ -24,6 +24,7 @@ from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Row,
@@ -423,6 +424,12 @@ def _failure_from_json(d: Mapping[str, Any] | None) -> Failure | None:
         details=tuple((str(k), str(v)) for k, v in d.get("details") or ()),
         stderr_tail=d.get("stderr_tail"),
     )
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    """A run nobody holds: never claimed, or its holder's lease ran out (a dead worker)."""
+    c = s.task_runs.c
+    return or_(c.claimed_by.is_(None), c.lease_expires_at.is_(None), c.lease_expires_at <= now)
 
 
 def _run(row: Row[Any], history: Sequence[HistoryEntry] = ()) -> TaskRun:
@@ -1359,41 +1366,18 @@ class SqlStore:
         if limit <= 0:
             return []
         c = s.task_runs.c
-        with self._write(f"claiming runs for worker {worker_id}") as conn:
-            ids = (
-                conn.execute(
-                    select(c.id)
-                    .where(
-                        c.state == RunState.QUEUED.value,
-                        or_(c.not_before.is_(None), c.not_before <= now),
-                        or_(
-                            c.claimed_by.is_(None),
-                            c.lease_expires_at.is_(None),
-                            c.lease_expires_at <= now,
-                        ),
-                    )
-                    .order_by(c.priority.desc(), c.id.asc())
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-                .scalars()
-                .all()
-            )
-            if not ids:
-                return []
-            conn.execute(
-                update(s.task_runs)
-                .where(c.id.in_(ids))
-                .values(
-                    claimed_by=worker_id,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
-                    updated_at=utc_now(),
-                )
-            )
-            rows = conn.execute(
-                select(s.task_runs).where(c.id.in_(ids)).order_by(c.priority.desc(), c.id.asc())
-            ).all()
-            return [_run(r) for r in rows]
+        return self._claim_where(
+            f"claiming runs for worker {worker_id}",
+            and_(
+                c.state == RunState.QUEUED.value,
+                or_(c.not_before.is_(None), c.not_before <= now),
+                _lease_free(now),
+            ),
+            worker_id,
+            now,
+            limit,
+            lease_s,
+        )
 
     def renew_leases(self, worker_id: str, now: datetime, lease_s: float) -> int:
         """Heartbeat: extend every lease ``worker_id`` still holds; returns how many."""
@@ -1432,32 +1416,48 @@ class SqlStore:
             return []
         c = s.task_runs.c
         in_batch = (RunState.STARTING.value, RunState.RUNNING.value)
-        with self._write(f"adopting runs for worker {worker_id}") as conn:
+        return self._claim_where(
+            f"adopting runs for worker {worker_id}",
+            or_(
+                and_(c.state.in_(in_batch), _lease_free(now)),
+                and_(
+                    c.claimed_by == worker_id,
+                    c.state.in_(_NONTERMINAL),
+                    or_(
+                        c.state != RunState.QUEUED.value,
+                        c.not_before.is_(None),
+                        c.not_before <= now,
+                    ),
+                ),
+            ),
+            worker_id,
+            now,
+            limit,
+            lease_s,
+        )
+
+    def _claim_where(
+        self,
+        action: str,
+        condition: ColumnElement[bool],
+        worker_id: str,
+        now: datetime,
+        limit: int,
+        lease_s: float,
+    ) -> list[TaskRun]:
+        """Claim up to ``limit`` runs matching ``condition``, highest priority first.
+
+        PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on or
+        double-claim a row; SQLite: the whole claim runs under the database write lock.
+        """
+        c = s.task_runs.c
+        order = (c.priority.desc(), c.id.asc())
+        with self._write(action) as conn:
             ids = (
                 conn.execute(
                     select(c.id)
-                    .where(
-                        or_(
-                            and_(
-                                c.state.in_(in_batch),
-                                or_(
-                                    c.claimed_by.is_(None),
-                                    c.lease_expires_at.is_(None),
-                                    c.lease_expires_at <= now,
-                                ),
-                            ),
-                            and_(
-                                c.claimed_by == worker_id,
-                                c.state.in_(_NONTERMINAL),
-                                or_(
-                                    c.state != RunState.QUEUED.value,
-                                    c.not_before.is_(None),
-                                    c.not_before <= now,
-                                ),
-                            ),
-                        )
-                    )
-                    .order_by(c.priority.desc(), c.id.asc())
+                    .where(condition)
+                    .order_by(*order)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
@@ -1475,9 +1475,7 @@ class SqlStore:
                     updated_at=utc_now(),
                 )
             )
-            rows = conn.execute(
-                select(s.task_runs).where(c.id.in_(ids)).order_by(c.priority.desc(), c.id.asc())
-            ).all()
+            rows = conn.execute(select(s.task_runs).where(c.id.in_(ids)).order_by(*order)).all()
             return [_run(r) for r in rows]
 
     def claim_run(self, run_id: int, worker_id: str, now: datetime, lease_s: float) -> bool:
@@ -1490,12 +1488,7 @@ class SqlStore:
                 .where(
                     c.id == run_id,
                     c.state.in_(_NONTERMINAL),
-                    or_(
-                        c.claimed_by.is_(None),
-                        c.claimed_by == worker_id,
-                        c.lease_expires_at.is_(None),
-                        c.lease_expires_at <= now,
-                    ),
+                    or_(c.claimed_by == worker_id, _lease_free(now)),
                 )
                 .values(claimed_by=worker_id, lease_expires_at=now + timedelta(seconds=lease_s))
             )
