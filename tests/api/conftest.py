@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from azure.batch import BatchClient, models
-from azure.core.credentials import AzureNamedKeyCredential
+from azure.batch import BatchClient
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
-from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from batch_emulator.server import EmulatorServer, PoolSeed
 from polysync.api import tokens
 from polysync.api.app import create_app
 from polysync.config import load_settings
 from polysync.dispatcher.worker import WorkerOptions
+from tests.support import create_template, running_emulator, sdk_client
 
 KEY_ENV = "POLYSYNC_API_TEST_KEY"
 SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
@@ -40,40 +38,18 @@ ENV = {"NAME": "world", "SLEEP_S": "0", "EXIT_CODE": "0"}
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    config = EmulatorConfig(
-        host="127.0.0.1",
-        port=0,
-        account=DEFAULT_ACCOUNT,
-        key=DEFAULT_KEY,
-        data_dir=tmp_path_factory.mktemp("emulator"),
-        pools=(PoolSeed("pool1", nodes=2, slots=4),),
-    )
-    with EmulatorServer(config) as emu:
+    with running_emulator(tmp_path_factory.mktemp("emulator"), PoolSeed("pool1", 2, 4)) as emu:
         yield emu
 
 
 @pytest.fixture(scope="module")
 def batch(emulator: EmulatorServer) -> Iterator[BatchClient]:
-    client = BatchClient(emulator.endpoint, AzureNamedKeyCredential(emulator.account, emulator.key))
-    yield client
-    client.close()
+    with sdk_client(emulator) as client:
+        yield client
 
 
 def make_template(batch: BatchClient, prefix: str = "tpl") -> str:
-    job_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    batch.create_job(
-        models.BatchJobCreateOptions(
-            id=job_id,
-            display_name=f"template {job_id}",
-            pool_info=models.BatchPoolInfo(pool_id="pool1"),
-            constraints=models.BatchJobConstraints(max_wall_clock_time=timedelta(minutes=10)),
-            common_environment_settings=[
-                models.EnvironmentSetting(name=k, value=v) for k, v in ENV.items()
-            ],
-        )
-    )
-    batch.create_task(job_id, models.BatchTaskCreateOptions(id="t", command_line=COMMAND))
-    return job_id
+    return create_template(batch, COMMAND, prefix=prefix, env=ENV, task_id="t")
 
 
 @dataclass

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.batch import BatchClient, models
-from azure.core.credentials import AzureNamedKeyCredential
+from azure.batch import BatchClient
 
-from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
-from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from batch_emulator import DEFAULT_KEY
+from batch_emulator.server import EmulatorServer, PoolSeed
+from tests.support import create_template, running_emulator, sdk_client
 
 KEY_ENV = "POLYSYNC_TEST_BATCH_KEY"
 SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
@@ -25,23 +25,14 @@ SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    config = EmulatorConfig(
-        host="127.0.0.1",
-        port=0,
-        account=DEFAULT_ACCOUNT,
-        key=DEFAULT_KEY,
-        data_dir=tmp_path_factory.mktemp("emulator"),
-        pools=(PoolSeed("pool1", nodes=2, slots=4),),
-    )
-    with EmulatorServer(config) as emu:
+    with running_emulator(tmp_path_factory.mktemp("emulator"), PoolSeed("pool1", 2, 4)) as emu:
         yield emu
 
 
 @pytest.fixture
 def batch(emulator: EmulatorServer) -> Iterator[BatchClient]:
-    client = BatchClient(emulator.endpoint, AzureNamedKeyCredential(emulator.account, emulator.key))
-    yield client
-    client.close()
+    with sdk_client(emulator) as client:
+        yield client
 
 
 def make_template(
@@ -54,23 +45,15 @@ def make_template(
     max_wall_clock: timedelta | None = timedelta(minutes=10),
     display_name: str | None = None,
 ) -> None:
-    """A template Batch Job as users keep them: pool, constraints, env and a first task."""
-    constraints = (
-        models.BatchJobConstraints(max_wall_clock_time=max_wall_clock) if max_wall_clock else None
-    )
-    batch.create_job(
-        models.BatchJobCreateOptions(
-            id=job_id,
-            display_name=display_name or f"template {job_id}",
-            pool_info=models.BatchPoolInfo(pool_id=pool_id),
-            constraints=constraints,
-            common_environment_settings=[
-                models.EnvironmentSetting(name=k, value=v) for k, v in (env or {}).items()
-            ],
-        )
-    )
-    batch.create_task(
-        job_id, models.BatchTaskCreateOptions(id="template-task", command_line=command_line)
+    """A template Batch Job with the given id (see ``tests.support.create_template``)."""
+    create_template(
+        batch,
+        command_line,
+        job_id=job_id,
+        env=env,
+        pool_id=pool_id,
+        max_wall_clock=max_wall_clock,
+        display_name=display_name,
     )
 
 

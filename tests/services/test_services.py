@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from azure.batch import BatchClient, models
-from azure.core.credentials import AzureNamedKeyCredential
+from azure.batch import BatchClient
 
-from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
-from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from batch_emulator import DEFAULT_KEY
+from batch_emulator.server import EmulatorServer, PoolSeed
 from polysync.config import load_settings
 from polysync.domain.models import (
     DataType,
@@ -30,6 +28,7 @@ from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
 from polysync.services.context import Services, open_services
+from tests.support import create_template, running_emulator, sdk_client
 
 SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
 
@@ -47,23 +46,16 @@ class FakeClock:
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    config = EmulatorConfig(
-        host="127.0.0.1",
-        port=0,
-        account=DEFAULT_ACCOUNT,
-        key=DEFAULT_KEY,
-        data_dir=tmp_path_factory.mktemp("emulator"),
-        pools=(PoolSeed("pool1", nodes=1, slots=4), PoolSeed("empty", nodes=0, slots=1)),
-    )
-    with EmulatorServer(config) as emu:
+    with running_emulator(
+        tmp_path_factory.mktemp("emulator"), PoolSeed("pool1", 1, 4), PoolSeed("empty", 0, 1)
+    ) as emu:
         yield emu
 
 
 @pytest.fixture
 def batch(emulator: EmulatorServer) -> Iterator[BatchClient]:
-    client = BatchClient(emulator.endpoint, AzureNamedKeyCredential(emulator.account, emulator.key))
-    yield client
-    client.close()
+    with sdk_client(emulator) as client:
+        yield client
 
 
 @pytest.fixture
@@ -97,21 +89,9 @@ def template(
     command: str = "/bin/sh -c 'echo hi'",
     wall_clock: timedelta | None = timedelta(minutes=5),
 ) -> str:
-    job_id = f"tpl-{uuid.uuid4().hex[:8]}"
-    batch.create_job(
-        models.BatchJobCreateOptions(
-            id=job_id,
-            pool_info=models.BatchPoolInfo(pool_id=pool),
-            constraints=models.BatchJobConstraints(max_wall_clock_time=wall_clock)
-            if wall_clock
-            else None,
-            common_environment_settings=[
-                models.EnvironmentSetting(name=k, value=v) for k, v in (env or {}).items()
-            ],
-        )
+    return create_template(
+        batch, command, env=env, pool_id=pool, max_wall_clock=wall_clock, task_id="t"
     )
-    batch.create_task(job_id, models.BatchTaskCreateOptions(id="t", command_line=command))
-    return job_id
 
 
 async def test_stuck_starting_run_gets_the_pool_diagnosis(

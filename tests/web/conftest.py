@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,17 +18,17 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from azure.batch import BatchClient, models
-from azure.core.credentials import AzureNamedKeyCredential
+from azure.batch import BatchClient
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
-from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from batch_emulator import DEFAULT_KEY
+from batch_emulator.server import EmulatorServer, PoolSeed
 from polysync.api.app import create_app
 from polysync.api.tokens import Role, create_token
 from polysync.config import load_settings
 from polysync.services import platforms as platform_service
 from polysync.services.context import Services, open_services
+from tests.support import create_template, running_emulator, sdk_client
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -51,23 +50,14 @@ VIEWPORT = {"width": 1366, "height": 768}
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    config = EmulatorConfig(
-        host="127.0.0.1",
-        port=0,
-        account=DEFAULT_ACCOUNT,
-        key=DEFAULT_KEY,
-        data_dir=tmp_path_factory.mktemp("emulator"),
-        pools=(PoolSeed("pool1", nodes=2, slots=8),),
-    )
-    with EmulatorServer(config) as emu:
+    with running_emulator(tmp_path_factory.mktemp("emulator"), PoolSeed("pool1", 2, 8)) as emu:
         yield emu
 
 
 @pytest.fixture(scope="module")
 def batch(emulator: EmulatorServer) -> Iterator[BatchClient]:
-    client = BatchClient(emulator.endpoint, AzureNamedKeyCredential(emulator.account, emulator.key))
-    yield client
-    client.close()
+    with sdk_client(emulator) as client:
+        yield client
 
 
 def make_template(
@@ -78,25 +68,10 @@ def make_template(
     prefix: str = "tpl",
     max_wall_clock: timedelta | None = timedelta(minutes=10),
 ) -> str:
-    """A template Batch job as users keep them: pool, constraints, env and a first task."""
-    job_id = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    batch.create_job(
-        models.BatchJobCreateOptions(
-            id=job_id,
-            display_name=f"template {job_id}",
-            pool_info=models.BatchPoolInfo(pool_id="pool1"),
-            constraints=models.BatchJobConstraints(max_wall_clock_time=max_wall_clock)
-            if max_wall_clock
-            else None,
-            common_environment_settings=[
-                models.EnvironmentSetting(name=k, value=v) for k, v in (env or {}).items()
-            ],
-        )
+    """A template Batch job as users keep them (see ``tests.support.create_template``)."""
+    return create_template(
+        batch, command_line, env=env, prefix=prefix, max_wall_clock=max_wall_clock
     )
-    batch.create_task(
-        job_id, models.BatchTaskCreateOptions(id="template-task", command_line=command_line)
-    )
-    return job_id
 
 
 @dataclass

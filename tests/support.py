@@ -1,0 +1,75 @@
+"""Shared test helpers: an emulator server, an SDK client for arranging, template jobs.
+
+Tests of every layer (CLI, services, API, console) need the same three things from the
+emulator; they live here once, and each directory's conftest picks its pools.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from azure.batch import BatchClient, models
+from azure.core.credentials import AzureNamedKeyCredential
+
+from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
+from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+
+
+@contextmanager
+def running_emulator(data_dir: Path, *pools: PoolSeed) -> Iterator[EmulatorServer]:
+    """A real emulator server on a free loopback port, with the default account and key."""
+    config = EmulatorConfig(
+        host="127.0.0.1",
+        port=0,
+        account=DEFAULT_ACCOUNT,
+        key=DEFAULT_KEY,
+        data_dir=data_dir,
+        pools=pools,
+    )
+    with EmulatorServer(config) as emu:
+        yield emu
+
+
+@contextmanager
+def sdk_client(emulator: EmulatorServer) -> Iterator[BatchClient]:
+    """The official sync SDK, for arranging templates and checking what Batch holds."""
+    client = BatchClient(emulator.endpoint, AzureNamedKeyCredential(emulator.account, emulator.key))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def create_template(
+    batch: BatchClient,
+    command_line: str,
+    *,
+    job_id: str | None = None,
+    prefix: str = "tpl",
+    env: Mapping[str, str] | None = None,
+    pool_id: str = "pool1",
+    max_wall_clock: timedelta | None = timedelta(minutes=10),
+    display_name: str | None = None,
+    task_id: str = "template-task",
+) -> str:
+    """A template Batch Job as users keep them: pool, constraints, env and a first task."""
+    job_id = job_id or f"{prefix}-{uuid.uuid4().hex[:8]}"
+    batch.create_job(
+        models.BatchJobCreateOptions(
+            id=job_id,
+            display_name=display_name or f"template {job_id}",
+            pool_info=models.BatchPoolInfo(pool_id=pool_id),
+            constraints=models.BatchJobConstraints(max_wall_clock_time=max_wall_clock)
+            if max_wall_clock
+            else None,
+            common_environment_settings=[
+                models.EnvironmentSetting(name=k, value=v) for k, v in (env or {}).items()
+            ],
+        )
+    )
+    batch.create_task(job_id, models.BatchTaskCreateOptions(id=task_id, command_line=command_line))
+    return job_id
