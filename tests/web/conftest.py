@@ -150,7 +150,9 @@ def console(
         os.environ.pop(KEY_ENV, None)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running on the main
+# thread while it is open, which breaks any async test that pytest runs after it.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing: run scripts/chromium.sh (Debian's chromium)")
