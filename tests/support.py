@@ -6,12 +6,14 @@ emulator; they live here once, and each directory's conftest picks its pools.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from azure.batch import BatchClient, models
 from azure.core.credentials import AzureNamedKeyCredential
 
@@ -73,3 +75,14 @@ def create_template(
     )
     batch.create_task(job_id, models.BatchTaskCreateOptions(id=task_id, command_line=command_line))
     return job_id
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout_s: float, what: str, *, interval_s: float = 0.05
+) -> None:
+    """Poll ``condition`` with a deadline (for other processes' progress); fail naming it."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from _workload import (
     start_worker,
 )
 from polysync.domain.models import BackoffStrategy, RetryPolicy
+from tests.support import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -108,14 +109,6 @@ def make_plans(rng: random.Random) -> list[Plan]:
 def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(tmp_path / "emu", [f"{POOL}=2x24"]) as emu:
         yield emu
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(
@@ -215,10 +208,11 @@ def _kill_between_create_calls(
     worker: Child | None = None
     try:
         worker = start_worker(home, db_url, log, *worker_args)
-        _wait_for(
+        wait_until(
             lambda: created_jobs(emulator.control.requests()[seen:]) > 0,
             30,
             "the worker's first POST /jobs",
+            interval_s=0.02,
         )
         worker.kill()
         # The request log records a call when it is answered: the held task creations are

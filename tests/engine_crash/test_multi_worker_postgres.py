@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from _workload import (
     start_worker,
 )
 from polysync.store.sql import normalise_url
+from tests.support import wait_until
 
 PG_URL = os.environ.get("POLYSYNC_TEST_POSTGRES_URL", "")
 
@@ -79,14 +79,6 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
         yield emu
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_three_workers_share_runs_and_survive_one_killed(
     emulator: EmulatorProcess, tmp_path: Path
 ) -> None:
@@ -120,7 +112,12 @@ def test_three_workers_share_runs_and_survive_one_killed(
             mine = [r for r in runs if r.claimed_by == VICTIM and r.state in NONTERMINAL]
             return done >= RUNS // 3 and len(mine) > 0
 
-        _wait_for(victim_busy_midway, 90, f"{VICTIM} to hold runs with a third of them done")
+        wait_until(
+            victim_busy_midway,
+            90,
+            f"{VICTIM} to hold runs with a third of them done",
+            interval_s=0.1,
+        )
         workers[VICTIM].kill()
         killed_at = datetime.now(UTC)
         orphans = {
