@@ -7,6 +7,7 @@ exactly as a user would, through the same services the other commands use.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -234,8 +235,6 @@ async def _run_and_cancel(s: Session) -> TaskRun:
         run = await run_service.refresh_run(svc, run.id)
         if run.state.is_terminal:
             return run
-        import asyncio
-
         await asyncio.sleep(0.2)
     render.console.print(f"  {render.state_text(run.state)}  -> cancelling")
     result = await run_service.cancel_run(svc, run.id)

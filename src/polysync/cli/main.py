@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the run failed or was cancelled, 2 usage or input error
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import os
 import sys
@@ -629,8 +630,6 @@ def _watch(s: Session, run: TaskRun, output: Output, timeout_s: float | None = N
             render.console.print(line)
 
     async def ticker() -> None:
-        import asyncio
-
         while status is not None:
             await asyncio.sleep(0.5)
             current = s.services.store.get_run(run.id)
@@ -638,8 +637,6 @@ def _watch(s: Session, run: TaskRun, output: Output, timeout_s: float | None = N
             status.update(f"{render.state_text(current.state)}  {elapsed}")
 
     async def watch() -> TaskRun:
-        import asyncio
-
         tick = asyncio.create_task(ticker()) if status is not None else None
         try:
             return await run_service.wait_run(
