@@ -292,3 +292,20 @@ def test_reads_without_anything_configured(cli: Cli, output: str) -> None:
         assert result.code == 0, result.stderr
         if output == "json":
             assert result.json() == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("worker", "--concurrency", "0"),
+        ("server", "--port", "99999"),
+        ("task", "run"),
+        ("run", "list", "--limit", "0"),
+    ],
+)
+def test_usage_errors_exit_2_with_clicks_sentence(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli(*args)
+    assert result.code == 2
+    assert "Error:" in result.stderr
+    assert "unexpected" not in result.stderr
+    assert "Traceback" not in result.stderr

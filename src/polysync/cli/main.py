@@ -877,11 +877,12 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 — last-resort handler: one sentence, exit 3
-        import click
+        # Typer 0.29 ships its own copy of click: usage errors come from typer._click.
+        from typer._click.exceptions import ClickException, UsageError
 
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, ClickException):
             exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+            sys.exit(2 if isinstance(exc, UsageError) else exc.exit_code)
         if os.environ.get("POLYSYNC_DEBUG"):
             traceback.print_exc()
         render.error(
