@@ -15,8 +15,10 @@ One loop per process (:meth:`Worker.run`), each pass (:meth:`Worker.step`):
    `polysync task run` uses.
 
 Everything that survives a crash is in the store: Batch ids before the create calls (D5),
-``next_poll_at``/``last_polled_at``, leases. In memory there are only schedules, rebuilt
-from the store on start. Store calls are short synchronous transactions (decision 0001).
+states, leases. In memory there are only each run's latest copy and its poll schedule,
+rebuilt from the store on start (the cadence depends only on the attempt's age). Run
+changes go through a group-commit writer: the changes of a few milliseconds share one
+transaction, and Platform/Job/Task reads come from a short-lived cache (decision 0008).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from polysync.dispatcher.catalogcache import CatalogCache
+from polysync.dispatcher.groupcommit import GroupCommitWriter
 from polysync.dispatcher.metrics import Metrics
 from polysync.dispatcher.ratelimit import AccountLimiter
 from polysync.dispatcher.tracking import WORKER_CADENCE, Cadence, SweepWindow
@@ -42,7 +46,8 @@ from polysync.domain import ids
 from polysync.domain.models import RunState, TaskRun
 from polysync.errors import PlatformError, QuotaError, ThrottledError
 from polysync.services import runs
-from polysync.services.context import Services
+from polysync.services.context import Catalog, Services
+from polysync.services.writer import RunWriter
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,8 @@ class WorkerOptions:
     # Decision 0006: reuse a template read / pool check across runs for this long.
     template_max_age_s: float = 10.0
     pool_check_max_age_s: float = 10.0
+    catalog_max_age_s: float = 10.0  # Platform/Job/Task reads (decision 0008)
+    commit_window_s: float = 0.05  # run changes this close together share a transaction
     sweep_margin_s: float = 5.0
     sweep_lookback_s: float = 60.0  # first sweep: this long before the oldest submission
     max_parallel_submits: int = 32  # per account
@@ -89,19 +96,29 @@ class WorkerOptions:
 
 @dataclass(slots=True)
 class _Tracked:
-    run_id: int
-    platform: str
-    attempt: int
-    state: RunState
+    run: TaskRun  # the latest copy: every change this worker makes returns the new one
     submitted_at: datetime
     deadline: datetime | None
     next_poll: datetime
+
+    @property
+    def run_id(self) -> int:
+        return self.run.id
+
+    @property
+    def platform(self) -> str:
+        return self.run.platform
+
+    @property
+    def attempt(self) -> int:
+        return self.run.attempt
 
 
 @dataclass(slots=True)
 class _Account:
     limiter: AccountLimiter
     pending: list[tuple[int, int]] = field(default_factory=list)  # heap of (-priority, run)
+    tracked: int = 0  # runs of this account being tracked (sweeps only when > 0)
     submitting: int = 0
     sweeping: bool = False
     next_sweep: datetime | None = None
@@ -119,6 +136,8 @@ class Worker:
         self.worker_id = self.options.worker_id or default_worker_id()
         self.metrics = metrics or Metrics(self.worker_id)
         self._tracked: dict[int, _Tracked] = {}
+        self._queued: dict[int, TaskRun] = {}  # claimed, waiting in an account's pending heap
+        self._adopted_own = False
         self._polls: list[tuple[datetime, int, int]] = []  # heap of (due, seq, run id)
         self._seq = itertools.count()
         self._accounts: dict[str, _Account] = {}
@@ -129,6 +148,8 @@ class Worker:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._ready = False
+        self._restore: tuple[RunWriter | None, Catalog | None] | None = None
+        self._writer: GroupCommitWriter | None = None
         self._prefix = ""
         self._installation = ""
         now = self.clock()
@@ -150,8 +171,8 @@ class Worker:
 
     @property
     def in_flight(self) -> int:
-        pending = sum(len(a.pending) + a.submitting for a in self._accounts.values())
-        return len(self._tracked) + pending
+        submitting = sum(a.submitting for a in self._accounts.values())
+        return len(self._tracked) + len(self._queued) + submitting
 
     def tracked_ids(self) -> set[int]:
         return set(self._tracked)
@@ -249,6 +270,11 @@ class Worker:
                 pool_check_max_age_s=self.options.pool_check_max_age_s,
             )
             jobtype.add_call_observer(self.metrics)
+        o = self.options
+        self._writer = GroupCommitWriter(self.svc.store, window_s=o.commit_window_s)
+        previous_writer = self.svc.use_writer(self._writer)
+        previous_catalog = self.svc.use_catalog(CatalogCache(self.svc.store, o.catalog_max_age_s))
+        self._restore = (previous_writer, previous_catalog)
         self._ready = True
         log.info("worker %s started (installation %s)", self.worker_id, self._installation)
 
@@ -262,6 +288,13 @@ class Worker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._writer is not None:
+            await self._writer.aclose()  # what the cancelled operations decided is kept
+        if self._restore is not None:
+            self.svc.use_writer(self._restore[0])
+            self.svc.use_catalog(self._restore[1])
+            self._restore = None
+            self._ready = False
         released = self.svc.store.release_all(self.worker_id)
         log.info("worker %s stopped; released %d run(s)", self.worker_id, released)
         self.write_metrics()
@@ -310,8 +343,13 @@ class Worker:
         room = min(self._room(), self.options.claim_batch)
         if room <= 0:
             return
-        for run in self.svc.store.adopt_runs(self.worker_id, now, room, self.options.lease_s):
-            if run.id in self._tracked or run.id in self._busy:
+        # Its own runs (a restart under the same worker id) only on the first pass: after
+        # that this worker tracks them itself, and retries go back to the shared queue.
+        own, self._adopted_own = not self._adopted_own, True
+        lease_s = self.options.lease_s
+        adopted = self.svc.store.adopt_runs(self.worker_id, now, room, lease_s, own=own)
+        for run in adopted:
+            if run.id in self._tracked or run.id in self._busy or run.id in self._queued:
                 continue
             if run.state is RunState.QUEUED:
                 self._enqueue(run)
@@ -351,10 +389,10 @@ class Worker:
         self._next_claim = now + timedelta(seconds=again)
 
     def _enqueue(self, run: TaskRun) -> None:
-        acc = self._account(run.platform)
-        if any(rid == run.id for _, rid in acc.pending):
+        if run.id in self._queued:
             return
-        heapq.heappush(acc.pending, (-run.priority, run.id))
+        self._queued[run.id] = run
+        heapq.heappush(self._account(run.platform).pending, (-run.priority, run.id))
 
     # ------------------------------------------------------------------ submissions
 
@@ -366,17 +404,25 @@ class Worker:
                 and acc.limiter.try_submit(now)
             ):
                 neg_priority, run_id = heapq.heappop(acc.pending)
-                if run_id in self._busy:
+                queued = self._queued.pop(run_id, None)
+                if run_id in self._busy or queued is None:
                     acc.limiter.give_back()
+                    if queued is not None:
+                        self._queued[run_id] = queued
                     continue
                 acc.submitting += 1
                 self._busy.add(run_id)
-                self._spawn(f"submit-{run_id}", self._submit(run_id, platform, -neg_priority))
+                self._spawn(f"submit-{run_id}", self._submit(queued, platform, -neg_priority))
 
-    async def _submit(self, run_id: int, platform: str, priority: int) -> None:
+    def _requeue(self, acc: _Account, run: TaskRun, priority: int) -> None:
+        self._queued[run.id] = run
+        heapq.heappush(acc.pending, (-priority, run.id))
+
+    async def _submit(self, queued: TaskRun, platform: str, priority: int) -> None:
         acc = self._account(platform)
+        run_id = queued.id
         try:
-            run = await runs.submit_run(self.svc, run_id)
+            run = await runs.submit_run(self.svc, queued)
         except PlatformError as exc:
             now = self.clock()
             if isinstance(exc, QuotaError):
@@ -394,11 +440,11 @@ class Worker:
                 log.info("run %s: submission failed for now: %s", run_id, exc)
             else:
                 raise
-            heapq.heappush(acc.pending, (-priority, run_id))
+            self._requeue(acc, queued, priority)
         except Exception:
             log.exception("run %s: submission failed; it stays Queued", run_id)
             acc.limiter.throttled(self.clock(), self.options.error_retry_s)
-            heapq.heappush(acc.pending, (-priority, run_id))
+            self._requeue(acc, queued, priority)
         else:
             acc.limiter.succeeded()
             if run.state is RunState.STARTING:
@@ -413,14 +459,13 @@ class Worker:
     def _track(self, run: TaskRun, due: datetime) -> None:
         submitted = runs.entered(run, RunState.STARTING) or self.clock()
         tracked = _Tracked(
-            run_id=run.id,
-            platform=run.platform,
-            attempt=run.attempt,
-            state=run.state,
+            run=run,
             submitted_at=submitted,
             deadline=runs.timeout_deadline(self.svc, run),
             next_poll=due,
         )
+        if self._tracked.get(run.id) is None:
+            self._account(run.platform).tracked += 1
         self._tracked[run.id] = tracked
         self._schedule(tracked, due)
         acc = self._account(run.platform)
@@ -434,12 +479,17 @@ class Worker:
         tracked.next_poll = due
         heapq.heappush(self._polls, (due, next(self._seq), tracked.run_id))
 
+    def _untrack(self, run_id: int) -> None:
+        tracked = self._tracked.pop(run_id, None)
+        if tracked is not None:
+            self._account(tracked.platform).tracked -= 1
+
     def _after(self, run: TaskRun, *, polled: bool) -> None:
         """Bookkeeping once an operation returned the run's new state."""
         now = self.clock()
         previous = self._tracked.get(run.id)
         if run.state.is_terminal:
-            self._tracked.pop(run.id, None)
+            self._untrack(run.id)
             self.metrics.finished[run.state.value] += 1
             failure = run.failure
             if (
@@ -453,7 +503,7 @@ class Worker:
         if run.state is RunState.QUEUED:
             # A retry (the Failed attempt was closed and the next one queued, unclaimed):
             # the claim loop takes it when its not_before is due.
-            self._tracked.pop(run.id, None)
+            self._untrack(run.id)
             if run.attempt > (previous.attempt if previous is not None else 1):
                 self.metrics.events["retried"] += 1
             return
@@ -462,13 +512,15 @@ class Worker:
             tracked = self._tracked[run.id]
         else:
             tracked = previous
-            tracked.state = run.state
+            tracked.run = run
+        # The schedule is not stored: after a restart it follows from the attempt's age.
         age_s = (now - tracked.submitted_at).total_seconds()
-        due = now + timedelta(seconds=self.options.cadence.delay_s(run.state, age_s))
-        self._schedule(tracked, due)
-        self.svc.store.update_run(
-            run.id, next_poll_at=tracked.next_poll, **({"last_polled_at": now} if polled else {})
-        )
+        delay_s = self.options.cadence.delay_s(run.state, age_s)
+        if run.cancel_requested:
+            # A cancel is under way (its own command ends the run); look again soon in
+            # case that command died before recording the outcome.
+            delay_s = min(delay_s, self.options.cadence.starting.first_s)
+        self._schedule(tracked, now + timedelta(seconds=delay_s))
 
     def _launch_polls(self, now: datetime) -> None:
         while self._polls and self._polls[0][0] <= now:
@@ -491,7 +543,7 @@ class Worker:
 
     async def _poll(self, tracked: _Tracked) -> None:
         try:
-            run = await runs.advance_run(self.svc, tracked.run_id)
+            run = await runs.advance_run(self.svc, tracked.run)
         except ThrottledError as exc:
             now = self.clock()
             acc = self._account(tracked.platform)
@@ -513,10 +565,8 @@ class Worker:
     # ------------------------------------------------------------------ sweeps
 
     def _launch_sweeps(self, now: datetime) -> None:
-        platforms = {t.platform for t in self._tracked.values()}
-        for platform in platforms:
-            acc = self._account(platform)
-            if acc.sweeping or acc.limiter.paused(now):
+        for platform, acc in self._accounts.items():
+            if acc.tracked <= 0 or acc.sweeping or acc.limiter.paused(now):
                 continue
             if acc.next_sweep is not None and now < acc.next_sweep:
                 continue

@@ -9,10 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from polysync.config import Settings, ensure_home
+from polysync.domain.models import Job, Platform, Task
 from polysync.jobtypes.base import JobType
+from polysync.services.writer import DirectWriter, RunWriter
 from polysync.store.base import Store
+
+
+class Catalog(Protocol):
+    """The reads of Platforms, Jobs and Tasks a run needs (the store, or a cache of it)."""
+
+    def get_platform(self, name: str) -> Platform: ...
+    def get_job(self, name: str) -> Job: ...
+    def get_task(self, name: str) -> Task: ...
 
 
 def utc_now() -> datetime:
@@ -25,6 +36,29 @@ class Services:
     store: Store
     clock: Callable[[], datetime] = utc_now
     _jobtype: JobType | None = field(default=None, repr=False)
+    _writer: RunWriter | None = field(default=None, repr=False)
+    _catalog: Catalog | None = field(default=None, repr=False)
+
+    @property
+    def writer(self) -> RunWriter:
+        """Where run changes go: one transaction each unless a worker groups them."""
+        if self._writer is None:
+            self._writer = DirectWriter(self.store)
+        return self._writer
+
+    @property
+    def catalog(self) -> Catalog:
+        """Platform/Job/Task reads: the store itself unless a worker caches them."""
+        return self._catalog if self._catalog is not None else self.store
+
+    def use_writer(self, writer: RunWriter | None) -> RunWriter | None:
+        """Install ``writer`` (None: back to direct writes); returns the previous one."""
+        previous, self._writer = self._writer, writer
+        return previous
+
+    def use_catalog(self, catalog: Catalog | None) -> Catalog | None:
+        previous, self._catalog = self._catalog, catalog
+        return previous
 
     @property
     def jobtype(self) -> JobType:

@@ -41,6 +41,7 @@ from polysync.jobtypes.base import (
 )
 from polysync.services.context import Services
 from polysync.services.tasks import check_values
+from polysync.store.writes import AssignIds, Retry, Transition, Update
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,15 @@ def start_run(
     )
 
 
+def _load(svc: Services, run: TaskRun | int) -> TaskRun:
+    """The caller's copy of a run (the worker keeps one), or a fresh read by id."""
+    return run if isinstance(run, TaskRun) else svc.store.get_run(run)
+
+
 def _resolve(svc: Services, run: TaskRun) -> tuple[list[ResolvedParam], dict[str, str]]:
     """Effective values → resolved strings to send, plus their redacted record."""
-    task = svc.store.get_task(run.task)
-    job = svc.store.get_job(run.job)
+    task = svc.catalog.get_task(run.task)
+    job = svc.catalog.get_job(run.job)
     values = parameters.effective_values(job, task.params, run.param_overrides)
     resolved: list[ResolvedParam] = []
     record: dict[str, str] = {}
@@ -86,28 +92,36 @@ def _resolve(svc: Services, run: TaskRun) -> tuple[list[ResolvedParam], dict[str
     return resolved, record
 
 
-async def submit_run(svc: Services, run_id: int) -> TaskRun:
+async def submit_run(svc: Services, run: TaskRun | int) -> TaskRun:
     """Create the run's Batch job and task (D2–D5). Returns the run, Starting or Failed.
 
     Transient refusals (throttling, the active-job quota) leave the run Queued with a
-    waiting reason and raise, so the caller decides when to try again.
+    waiting reason and raise, so the caller decides when to try again. Given a run
+    (the worker's copy) rather than an id, no read is made; a copy that is out of date
+    is caught by the store's compare-and-set guards.
     """
-    run = svc.store.get_run(run_id)
+    run = _load(svc, run)
     if run.state is not RunState.QUEUED:
         return run
-    job = svc.store.get_job(run.job)
-    platform = svc.store.get_platform(run.platform)
-    task = svc.store.get_task(run.task)
+    job = svc.catalog.get_job(run.job)
+    platform = svc.catalog.get_platform(run.platform)
+    task = svc.catalog.get_task(run.task)
     try:
         resolved, record = _resolve(svc, run)
     except (SecretError, ParameterError) as exc:
-        return _fail(svc, run, "polysync", exc.code, str(exc))
+        return await _fail(svc, run, "polysync", exc.code, str(exc))
     installation = svc.store.installation_id()
     batch_job_id = ids.batch_job_id(installation, run.id, run.attempt)
     batch_task_id = ids.batch_task_id(task.name)
     monitor_url = svc.jobtype.monitor_url(platform, batch_job_id)
     # D5: the RunId is persisted before any create call.
-    run = svc.store.assign_batch_ids(run.id, batch_job_id, batch_task_id, monitor_url, record)
+    try:
+        run = await svc.writer.write(
+            AssignIds(run.id, batch_job_id, batch_task_id, monitor_url, record)
+        )
+    except InputError:
+        # The run ended meanwhile (e.g. cancelled while Queued): nothing to submit.
+        return svc.store.get_run(run.id)
     request = SubmitRequest(
         platform=platform,
         job=job,
@@ -118,32 +132,35 @@ async def submit_run(svc: Services, run_id: int) -> TaskRun:
     try:
         result = await svc.jobtype.submit(request)
     except QuotaError as exc:
-        svc.store.update_run(run.id, waiting_reason=f"waiting for quota: {exc}")
+        await svc.writer.write(Update(run.id, {"waiting_reason": f"waiting for quota: {exc}"}))
         raise
     except (PoolNotFoundError, TemplateError, FingerprintMismatch) as exc:
-        return _fail(svc, run, "polysync", exc.code, str(exc))
+        return await _fail(svc, run, "polysync", exc.code, str(exc))
     except PlatformError as exc:
         if is_transient(exc):
             # Throttled, 5xx, timeout, connection lost: the run stays Queued and is
             # submitted again later with the same Batch ids, so whatever this call may
             # have created is adopted, never duplicated (D5).
-            svc.store.update_run(run.id, waiting_reason=f"waiting to submit again: {exc}")
+            reason = f"waiting to submit again: {exc}"
+            await svc.writer.write(Update(run.id, {"waiting_reason": reason}))
             raise
-        return _fail(svc, run, "platform", exc.batch_code or exc.code, str(exc))
+        return await _fail(svc, run, "platform", exc.batch_code or exc.code, str(exc))
     except (SecretError, ConfigError, InputError) as exc:
         # E.g. the platform's key file vanished: fail the run with the reason rather than
         # leave it Queued forever.
-        return _fail(svc, run, "polysync", exc.code, str(exc))
+        return await _fail(svc, run, "polysync", exc.code, str(exc))
     reason = f"Batch job {result.batch_job_id} and task {result.batch_task_id} created"
     if result.adopted:
         reason += " (adopted: created by an earlier attempt whose answer was lost)"
-    started = svc.store.transition(
-        run.id,
-        RunState.STARTING,
-        reason=reason,
-        expected_from=RunState.QUEUED,
-        at=svc.clock(),
-        waiting_reason=None,
+    started = await svc.writer.write(
+        Transition(
+            run.id,
+            RunState.STARTING,
+            reason,
+            expected_from=frozenset({RunState.QUEUED}),
+            at=svc.clock(),
+            fields={"waiting_reason": None},
+        )
     )
     if started.state is RunState.CANCELLED:
         # A cancel landed while the create calls were in flight: it found no Batch job
@@ -164,20 +181,21 @@ def is_transient(exc: PlatformError) -> bool:
     return exc.status is None and exc.code in ("Unreachable", PlatformError.code)
 
 
-def _fail(svc: Services, run: TaskRun, category: str, code: str, message: str) -> TaskRun:
+async def _fail(svc: Services, run: TaskRun, category: str, code: str, message: str) -> TaskRun:
     failure = Failure(category=category, code=code, message=message)
-    return _end_attempt(
+    return await _end_attempt(
         svc, run, RunState.FAILED, reason=message, failure=failure, ended_at=svc.clock()
     )
 
 
-def _end_attempt(
+async def _end_attempt(
     svc: Services,
     run: TaskRun,
     target: RunState,
     *,
     reason: str,
     at: datetime | None = None,
+    guard_cancel: bool = False,
     **fields: Any,
 ) -> TaskRun:
     """Move ``run`` (as read) to ``target``; a Failed attempt may be retried (issue 4).
@@ -185,27 +203,31 @@ def _end_attempt(
     With attempts left in the Task's retry policy, the attempt ends Failed and the next
     one is Queued after the policy's delay, in one transaction (a crash between the two
     would lose the retry). A cancel request stops retries. Compare-and-set on the state
-    read, so two trackers of one run (a worker and `run wait`) never double-apply.
+    read, so two trackers of one run (a worker and `run wait`) never double-apply; with
+    ``guard_cancel`` also on the cancel flag read, so an outcome decided before a cancel
+    request arrived is not recorded over it (the next poll decides again).
     """
     at = at or svc.clock()
+    retry: Retry | None = None
     if target is RunState.FAILED:
-        policy = svc.store.get_task(run.task).retry_policy
+        policy = svc.catalog.get_task(run.task).retry_policy
         step = states.retry_transition(
             RunState.FAILED, run.attempt, policy, cancel_requested=run.cancel_requested
         )
         if step is not None:
-            return svc.store.fail_and_retry(
-                run.id,
-                reason=reason,
-                retry_reason=step.reason,
-                next_attempt=step.next_attempt,
-                not_before=svc.clock() + timedelta(seconds=step.delay_s),
-                expected_from=run.state,
-                at=at,
-                **fields,
-            )
-    return svc.store.transition(
-        run.id, target, reason=reason, expected_from=run.state, at=at, **fields
+            not_before = svc.clock() + timedelta(seconds=step.delay_s)
+            retry = Retry(step.next_attempt, not_before, step.reason)
+    return await svc.writer.write(
+        Transition(
+            run.id,
+            target,
+            reason,
+            expected_from=frozenset({run.state}),
+            cancel_requested=run.cancel_requested if guard_cancel else None,
+            at=at,
+            fields=fields,
+            retry=retry,
+        )
     )
 
 
@@ -224,15 +246,15 @@ def _reason(poll: PollResult, to: RunState) -> str:
     return f"exit code {poll.exit_code}"
 
 
-async def refresh_run(svc: Services, run_id: int) -> TaskRun:
+async def refresh_run(svc: Services, run: TaskRun | int) -> TaskRun:
     """Poll Batch once for a submitted run and record any state change (D6, D7, D9)."""
-    run = svc.store.get_run(run_id)
+    run = _load(svc, run)
     if run.state.is_terminal or run.state is RunState.QUEUED or run.batch_job_id is None:
         return run
-    platform = svc.store.get_platform(run.platform)
+    platform = svc.catalog.get_platform(run.platform)
     poll = await svc.jobtype.poll(platform, run)
     if poll.missing:
-        return _fail(
+        return await _fail(
             svc,
             run,
             "polysync",
@@ -242,22 +264,23 @@ async def refresh_run(svc: Services, run_id: int) -> TaskRun:
         )
     if poll.status is ProviderStatus.UNKNOWN:
         log.warning("run %s: Batch task in unexpected state %r", run.id, poll.batch_state)
-        return svc.store.update_run(
-            run.id, diagnosis=f"Batch reported task state {poll.batch_state!r} (Unknown)"
-        )
+        diagnosis = f"Batch reported task state {poll.batch_state!r} (Unknown)"
+        return await svc.writer.write(Update(run.id, {"diagnosis": diagnosis}))
     target = states.fold(poll.status, run.state, run.cancel_requested)
     if target is None or target is run.state:
         return await _maybe_diagnose(svc, run)
     if target.is_terminal and run.state is RunState.STARTING and poll.start_time is not None:
         # The task ran between two polls: record Running at the time Batch says it started,
         # so the history shows the real timeline.
-        run = svc.store.transition(
-            run.id,
-            RunState.RUNNING,
-            reason=_reason(poll, RunState.RUNNING),
-            expected_from=RunState.STARTING,
-            at=poll.start_time,
-            started_at=poll.start_time,
+        run = await svc.writer.write(
+            Transition(
+                run.id,
+                RunState.RUNNING,
+                _reason(poll, RunState.RUNNING),
+                expected_from=frozenset({RunState.STARTING}),
+                at=poll.start_time,
+                fields={"started_at": poll.start_time},
+            )
         )
         if run.state is not RunState.RUNNING:
             return run  # someone else moved it first
@@ -270,7 +293,9 @@ async def refresh_run(svc: Services, run_id: int) -> TaskRun:
             failure=poll.failure if target is not RunState.SUCCEEDED else None,
             ended_at=poll.end_time or svc.clock(),
         )
-    return _end_attempt(svc, run, target, reason=_reason(poll, target), **fields)
+    return await _end_attempt(
+        svc, run, target, reason=_reason(poll, target), guard_cancel=True, **fields
+    )
 
 
 async def enforce_timeout(svc: Services, run: TaskRun) -> TaskRun | None:
@@ -287,18 +312,18 @@ async def enforce_timeout(svc: Services, run: TaskRun) -> TaskRun | None:
     deadline = timeout_deadline(svc, run)
     if deadline is None or svc.clock() < deadline:
         return None
-    task = svc.store.get_task(run.task)
+    task = svc.catalog.get_task(run.task)
     assert task.execution_timeout_s is not None  # a deadline exists only with a timeout
-    platform = svc.store.get_platform(run.platform)
+    platform = svc.catalog.get_platform(run.platform)
     outcome = await svc.jobtype.cancel(platform, run)
     if outcome is CancelOutcome.ALREADY_DONE:
-        return await refresh_run(svc, run.id)
+        return await refresh_run(svc, run)
     limit = format_duration_s(task.execution_timeout_s)
     message = (
         f"run {run.id} attempt {run.attempt} exceeded the execution timeout of task "
         f"{task.name!r} ({limit}): Polysync terminated Batch task {run.run_id}, then its job."
     )
-    return _end_attempt(
+    return await _end_attempt(
         svc,
         run,
         RunState.FAILED,
@@ -310,30 +335,30 @@ async def enforce_timeout(svc: Services, run: TaskRun) -> TaskRun | None:
 
 def timeout_deadline(svc: Services, run: TaskRun) -> datetime | None:
     """When the current attempt times out (from its entry into Starting), if ever."""
-    timeout_s = svc.store.get_task(run.task).execution_timeout_s
+    timeout_s = svc.catalog.get_task(run.task).execution_timeout_s
     if timeout_s is None:
         return None
     since = entered(run, RunState.STARTING)
     return since + timedelta(seconds=timeout_s) if since is not None else None
 
 
-async def advance_run(svc: Services, run_id: int) -> TaskRun:
+async def advance_run(svc: Services, run: TaskRun | int) -> TaskRun:
     """One step of a run's life, shared by the worker and Run Once (`task run`).
 
     Queued and due → submit; Starting/Running → enforce the timeout, else poll Batch.
     Raises the transient ``PlatformError``s of :func:`submit_run` (the run stays Queued).
     """
-    run = svc.store.get_run(run_id)
+    run = _load(svc, run)
     if run.state.is_terminal:
         return run
     if run.state is RunState.QUEUED:
         if run.not_before is not None and run.not_before > svc.clock():
             return run
-        return await submit_run(svc, run.id)
+        return await submit_run(svc, run)
     timed_out = await enforce_timeout(svc, run)
     if timed_out is not None:
         return timed_out
-    return await refresh_run(svc, run.id)
+    return await refresh_run(svc, run)
 
 
 async def _maybe_diagnose(svc: Services, run: TaskRun) -> TaskRun:
@@ -342,12 +367,12 @@ async def _maybe_diagnose(svc: Services, run: TaskRun) -> TaskRun:
     since = entered(run, RunState.STARTING)
     if since is None or svc.clock() - since < STUCK_STARTING_AFTER:
         return run
-    platform = svc.store.get_platform(run.platform)
-    job = svc.store.get_job(run.job)
+    platform = svc.catalog.get_platform(run.platform)
+    job = svc.catalog.get_job(run.job)
     diagnosis = await svc.jobtype.diagnose_pool(platform, job)
     if diagnosis is None:
         return run
-    return svc.store.update_run(run.id, diagnosis=diagnosis)
+    return await svc.writer.write(Update(run.id, {"diagnosis": diagnosis}))
 
 
 def entered(run: TaskRun, state: RunState) -> datetime | None:

@@ -15,7 +15,7 @@ Secret parameter's default or value must be a reference — the store refuses a 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,6 +30,8 @@ from polysync.domain.models import (
     TaskRun,
     Trigger,
 )
+from polysync.errors import PolysyncError
+from polysync.store.writes import RunOp
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,11 @@ class Store(Protocol):
     ) -> TaskRun: ...
 
     def update_run(self, run_id: int, **fields: Any) -> TaskRun: ...
+    def write_runs(self, ops: Sequence[RunOp]) -> list[TaskRun | PolysyncError]:
+        """Apply run ops (``polysync.store.writes``) in order, in one transaction; per op
+        the run after it, or that op's error."""
+        ...
+
     def request_cancel(self, run_id: int) -> TaskRun: ...
     def history(self, run_id: int) -> list[HistoryEntry]: ...
     def attempts(self, run_id: int) -> list[RunAttempt]: ...
@@ -160,7 +167,7 @@ class Store(Protocol):
     def renew_leases(self, worker_id: str, now: datetime, lease_s: float) -> int: ...
     def release(self, run_id: int) -> None: ...
     def adopt_runs(
-        self, worker_id: str, now: datetime, limit: int, lease_s: float
+        self, worker_id: str, now: datetime, limit: int, lease_s: float, *, own: bool = True
     ) -> list[TaskRun]: ...
     def claim_run(self, run_id: int, worker_id: str, now: datetime, lease_s: float) -> bool: ...
     def release_all(self, worker_id: str) -> int: ...

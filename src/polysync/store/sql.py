@@ -30,6 +30,7 @@ from sqlalchemy import (
     Row,
     Select,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -67,7 +68,6 @@ from polysync.domain.models import (
     TaskRun,
     Trigger,
 )
-from polysync.domain.states import check_transition
 from polysync.errors import (
     AlreadyExistsError,
     ConfigError,
@@ -80,6 +80,15 @@ from polysync.errors import (
 from polysync.store import schema as s
 from polysync.store.base import ApiToken, RunAttempt
 from polysync.store.migrations import alembic_config, head_revision
+from polysync.store.writes import (
+    WRITTEN_COLUMNS,
+    AssignIds,
+    Retry,
+    RunOp,
+    Transition,
+    Update,
+    plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,45 +98,6 @@ _MIGRATION_LOCK_KEY = 0x706F6C7973796E63  # "polysync" as a PostgreSQL advisory 
 _IN_CHUNK = 500  # ids per IN (…) list
 _TERMINAL = tuple(st.value for st in RunState if st.is_terminal)
 _NONTERMINAL = tuple(st.value for st in RunState if not st.is_terminal)
-
-# Run columns callers may set through transition()/update_run(), besides state.
-_RUN_FIELDS = frozenset(
-    {
-        "attempt",
-        "batch_job_id",
-        "batch_task_id",
-        "cancel_requested",
-        "claimed_by",
-        "diagnosis",
-        "ended_at",
-        "exit_code",
-        "failure",
-        "last_polled_at",
-        "lease_expires_at",
-        "monitor_url",
-        "next_poll_at",
-        "not_before",
-        "params_sent",
-        "priority",
-        "started_at",
-        "waiting_reason",
-    }
-)
-# What belongs to one attempt: cleared when a transition starts the next attempt.
-_PER_ATTEMPT_FIELDS: Mapping[str, object] = {
-    "batch_job_id": None,
-    "batch_task_id": None,
-    "monitor_url": None,
-    "exit_code": None,
-    "failure": None,
-    "started_at": None,
-    "ended_at": None,
-    "params_sent": {},
-    "diagnosis": None,
-    "waiting_reason": None,
-    "next_poll_at": None,
-    "last_polled_at": None,
-}
 
 
 def utc_now() -> datetime:
@@ -402,18 +372,6 @@ def _task_values(t: Task) -> dict[str, Any]:
     }
 
 
-def _failure_to_json(f: Failure | None) -> dict[str, Any] | None:
-    if f is None:
-        return None
-    return {
-        "category": f.category,
-        "code": f.code,
-        "message": f.message,
-        "details": [list(pair) for pair in f.details],
-        "stderr_tail": f.stderr_tail,
-    }
-
-
 def _failure_from_json(d: Mapping[str, Any] | None) -> Failure | None:
     if d is None:
         return None
@@ -432,30 +390,31 @@ def _lease_free(now: datetime) -> ColumnElement[bool]:
     return or_(c.claimed_by.is_(None), c.lease_expires_at.is_(None), c.lease_expires_at <= now)
 
 
-def _run(row: Row[Any], history: Sequence[HistoryEntry] = ()) -> TaskRun:
+def _run(row: Row[Any] | Mapping[str, Any], history: Sequence[HistoryEntry] = ()) -> TaskRun:
+    m: Mapping[Any, Any] = row._mapping if isinstance(row, Row) else row
     return TaskRun(
-        id=row.id,
-        task=row.task_name,
-        job=row.job_name,
-        platform=row.platform_name,
-        state=RunState(row.state),
-        trigger=Trigger(row.trigger),
-        attempt=row.attempt,
-        priority=row.priority,
-        batch_job_id=row.batch_job_id,
-        batch_task_id=row.batch_task_id,
-        monitor_url=row.monitor_url,
-        exit_code=row.exit_code,
-        failure=_failure_from_json(row.failure),
-        params_sent=dict(row.params_sent),
-        param_overrides=dict(row.param_overrides),
-        diagnosis=row.diagnosis,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        cancel_requested=bool(row.cancel_requested),
-        waiting_reason=row.waiting_reason,
-        not_before=row.not_before,
+        id=m["id"],
+        task=m["task_name"],
+        job=m["job_name"],
+        platform=m["platform_name"],
+        state=RunState(m["state"]),
+        trigger=Trigger(m["trigger"]),
+        attempt=m["attempt"],
+        priority=m["priority"],
+        batch_job_id=m["batch_job_id"],
+        batch_task_id=m["batch_task_id"],
+        monitor_url=m["monitor_url"],
+        exit_code=m["exit_code"],
+        failure=_failure_from_json(m["failure"]),
+        params_sent=dict(m["params_sent"]),
+        param_overrides=dict(m["param_overrides"]),
+        diagnosis=m["diagnosis"],
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        ended_at=m["ended_at"],
+        cancel_requested=bool(m["cancel_requested"]),
+        waiting_reason=m["waiting_reason"],
+        not_before=m["not_before"],
         history=tuple(history),
     )
 
@@ -467,20 +426,6 @@ def _history_entry(row: Row[Any]) -> HistoryEntry:
         to_state=RunState(row.to_state),
         reason=row.reason,
     )
-
-
-def _run_values(updates: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(updates) - _RUN_FIELDS
-    if unknown:
-        raise TypeError(f"unknown run field(s) {sorted(unknown)}; allowed: {sorted(_RUN_FIELDS)}")
-    values = dict(updates)
-    if "failure" in values:
-        values["failure"] = _failure_to_json(values["failure"])
-    if "params_sent" in values:
-        values["params_sent"] = dict(values["params_sent"] or {})
-    if "cancel_requested" in values:
-        values["cancel_requested"] = bool(values["cancel_requested"])
-    return values
 
 
 def _states(state: RunState | None, states: Collection[RunState] | None) -> tuple[str, ...] | None:
@@ -1089,6 +1034,76 @@ class SqlStore:
             )
             return int(conn.execute(query).scalar_one())
 
+    # --- run writes: ops applied in bulk (store/writes.py, decision 0008) -------------
+
+    def write_runs(self, ops: Sequence[RunOp]) -> list[TaskRun | PolysyncError]:
+        """Apply ``ops`` in order, in ONE transaction; per op the run after it, or its error.
+
+        The rows the ops touch are read (and locked) once, the ops are applied to them in
+        memory (``writes.plan``: compare-and-set guards, the state machine, attempts), and
+        each table gets one executemany. An op that cannot apply is that op's error; the
+        others still apply. A database failure raises ``StoreError`` and applies nothing.
+        """
+        if not ops:
+            return []
+        c = s.task_runs.c
+        run_ids = sorted({op.run_id for op in ops})
+        keys = sorted({op.batch_job_id.lower() for op in ops if isinstance(op, AssignIds)})
+        now = utc_now()
+        what = f"writing run {run_ids[0]}" if len(run_ids) == 1 else f"writing {len(ops)} runs"
+        with self._write(what) as conn:
+            rows: dict[int, dict[str, Any]] = {}
+            for chunk in _chunks(run_ids):
+                # Ordered by id: workers lock rows in one order and never deadlock (PG).
+                query = select(s.task_runs).where(c.id.in_(chunk)).order_by(c.id)
+                for r in conn.execute(query.with_for_update()):
+                    rows[r.id] = dict(r._mapping)
+            taken: dict[str, tuple[int, int]] = {}
+            a = s.run_attempts.c
+            for i in range(0, len(keys), _IN_CHUNK):
+                query = select(a.batch_job_key, a.run_id, a.attempt).where(
+                    a.batch_job_key.in_(keys[i : i + _IN_CHUNK])
+                )
+                taken.update({r.batch_job_key: (r.run_id, r.attempt) for r in conn.execute(query)})
+            result = plan(rows, taken, list(ops), now)
+            hist = self._histories(conn, [i for i in run_ids if i in rows])
+            if result.rows:
+                conn.execute(
+                    update(s.task_runs).where(c.id == bindparam("_id")),
+                    [
+                        {"_id": run_id, **{k: row[k] for k in WRITTEN_COLUMNS}}
+                        for run_id, row in result.rows.items()
+                    ],
+                )
+            if result.history:
+                conn.execute(insert(s.run_history), result.history)
+            if result.new_attempts:
+                conn.execute(insert(s.run_attempts), list(result.new_attempts.values()))
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for (run_id, attempt), values in result.attempt_updates.items():
+                row_params = {"_run": run_id, "_attempt": attempt, **values}
+                by_columns.setdefault(tuple(sorted(values)), []).append(row_params)
+            for params in by_columns.values():
+                conn.execute(
+                    update(s.run_attempts).where(
+                        a.run_id == bindparam("_run"), a.attempt == bindparam("_attempt")
+                    ),
+                    params,
+                )
+        out: list[TaskRun | PolysyncError] = []
+        for op, outcome in zip(ops, result.outcomes, strict=True):
+            if outcome.error is not None or outcome.row is None:
+                out.append(outcome.error or StoreError(f"run {op.run_id}: nothing was written."))
+            else:
+                out.append(_run(outcome.row, [*hist.get(op.run_id, ()), *outcome.added]))
+        return out
+
+    def _write_one(self, op: RunOp) -> TaskRun:
+        (result,) = self.write_runs([op])
+        if isinstance(result, PolysyncError):
+            raise result
+        return result
+
     def assign_batch_ids(
         self,
         run_id: int,
@@ -1102,68 +1117,9 @@ class SqlStore:
         Calling it again with the same ids (a restart before the create call) is fine;
         different ids for an attempt that already has some are refused.
         """
-        now = utc_now()
-        with self._write(f"recording Batch ids for run {run_id}") as conn:
-            row = self._run_row(conn, run_id, for_update=True)
-            if RunState(row.state).is_terminal:
-                raise InputError(
-                    f"run {run_id} already ended {row.state}; it cannot get new Batch ids."
-                )
-            if row.batch_job_id is not None and (row.batch_job_id, row.batch_task_id) != (
-                batch_job_id,
-                batch_task_id,
-            ):
-                raise InputError(
-                    f"run {run_id} attempt {row.attempt} already has Batch ids "
-                    f"{row.batch_job_id}/{row.batch_task_id}; refusing to replace them with "
-                    f"{batch_job_id}/{batch_task_id} (one Batch job per attempt, D5)."
-                )
-            taken = conn.execute(
-                select(s.run_attempts.c.run_id, s.run_attempts.c.attempt).where(
-                    s.run_attempts.c.batch_job_key == batch_job_id.lower()
-                )
-            ).first()
-            if taken is not None and (taken.run_id, taken.attempt) != (run_id, row.attempt):
-                raise StoreError(
-                    f"Batch job id {batch_job_id} is already recorded for run {taken.run_id} "
-                    f"attempt {taken.attempt}; refusing to give it to run {run_id} (D5). "
-                    "Check that two databases do not share one installation id."
-                )
-            sent = dict(params_sent)
-            conn.execute(
-                update(s.task_runs)
-                .where(s.task_runs.c.id == run_id)
-                .values(
-                    batch_job_id=batch_job_id,
-                    batch_task_id=batch_task_id,
-                    monitor_url=monitor_url,
-                    params_sent=sent,
-                    updated_at=now,
-                )
-            )
-            attempt_values = {
-                "batch_job_id": batch_job_id,
-                "batch_job_key": batch_job_id.lower(),
-                "batch_task_id": batch_task_id,
-                "monitor_url": monitor_url,
-                "params_sent": sent,
-            }
-            if taken is None:
-                conn.execute(
-                    insert(s.run_attempts).values(
-                        run_id=run_id, attempt=row.attempt, created_at=now, **attempt_values
-                    )
-                )
-            else:
-                conn.execute(
-                    update(s.run_attempts)
-                    .where(
-                        s.run_attempts.c.run_id == run_id,
-                        s.run_attempts.c.attempt == row.attempt,
-                    )
-                    .values(**attempt_values)
-                )
-            return self._load_run(conn, run_id)
+        return self._write_one(
+            AssignIds(run_id, batch_job_id, batch_task_id, monitor_url, params_sent)
+        )
 
     def transition(
         self,
@@ -1187,67 +1143,16 @@ class SqlStore:
         stay in ``attempts()``) unless given too. Reaching a terminal state releases any
         claim and records the attempt's outcome.
         """
-        values = _run_values(fields)
-        with self._write(f"moving run {run_id} to {to_state}") as conn:
-            self._transition_in(conn, run_id, to_state, reason, expected_from, at, values)
-            return self._load_run(conn, run_id)
-
-    def _transition_in(
-        self,
-        conn: Connection,
-        run_id: int,
-        to_state: RunState,
-        reason: str,
-        expected_from: RunState | Collection[RunState] | None,
-        at: datetime | None,
-        values: dict[str, Any],
-    ) -> bool:
-        """``transition``'s body inside an open transaction; False when not applied."""
-        when = at or utc_now()
-        row = self._run_row(conn, run_id, for_update=True)
-        current = RunState(row.state)
-        if expected_from is not None:
-            allowed = {expected_from} if isinstance(expected_from, RunState) else set(expected_from)
-            if current not in allowed:
-                log.debug(
-                    "run %s is %s, not %s: %s not applied",
-                    run_id,
-                    current,
-                    "/".join(sorted(allowed)),
-                    to_state,
-                )
-                return False
-        attempt = int(values.get("attempt", row.attempt))
-        # Failed → Queued exists only as a retry: it must start the next attempt.
-        check_transition(current, to_state, retry=attempt == row.attempt + 1, run_id=run_id)
-        if attempt != row.attempt:
-            for name, default in _PER_ATTEMPT_FIELDS.items():
-                values.setdefault(name, default)
-        if to_state.is_terminal:
-            values.setdefault("claimed_by", None)
-            values.setdefault("lease_expires_at", None)
-            values.setdefault("next_poll_at", None)
-        result = conn.execute(
-            update(s.task_runs)
-            .where(s.task_runs.c.id == run_id, s.task_runs.c.state == current.value)
-            .values(**values, state=to_state.value, updated_at=utc_now())
-        )
-        if result.rowcount != 1:  # pragma: no cover - the row is locked above
-            return False
-        self._add_history(conn, run_id, attempt, when, current, to_state, reason)
-        new = self._run_row(conn, run_id)
-        conn.execute(
-            update(s.run_attempts)
-            .where(s.run_attempts.c.run_id == run_id, s.run_attempts.c.attempt == attempt)
-            .values(
-                state=new.state if to_state.is_terminal else None,
-                exit_code=new.exit_code,
-                failure=new.failure,
-                started_at=new.started_at,
-                ended_at=new.ended_at,
+        return self._write_one(
+            Transition(
+                run_id,
+                to_state,
+                reason,
+                expected_from=Transition.states(expected_from),
+                at=at,
+                fields=fields,
             )
         )
-        return True
 
     def fail_and_retry(
         self,
@@ -1267,36 +1172,21 @@ class SqlStore:
         run would stay Failed for good). The history gets both rows; the Failed attempt
         keeps its outcome in ``attempts()``.
         """
-        values = _run_values(fields)
-        with self._write(f"retrying run {run_id}") as conn:
-            applied = self._transition_in(
-                conn, run_id, RunState.FAILED, reason, expected_from, at, values
+        return self._write_one(
+            Transition(
+                run_id,
+                RunState.FAILED,
+                reason,
+                expected_from=Transition.states(expected_from),
+                at=at,
+                fields=fields,
+                retry=Retry(next_attempt, not_before, retry_reason),
             )
-            if applied:
-                self._transition_in(
-                    conn,
-                    run_id,
-                    RunState.QUEUED,
-                    retry_reason,
-                    RunState.FAILED,
-                    at,
-                    {"attempt": next_attempt, "not_before": not_before},
-                )
-            return self._load_run(conn, run_id)
+        )
 
     def update_run(self, run_id: int, **fields: Any) -> TaskRun:
         """Set non-state fields (diagnosis, waiting_reason, polling times, …)."""
-        if "attempt" in fields:
-            raise TypeError("attempt changes only with a transition (it starts a new attempt)")
-        values = _run_values(fields)
-        with self._write(f"updating run {run_id}") as conn:
-            self._run_row(conn, run_id)
-            conn.execute(
-                update(s.task_runs)
-                .where(s.task_runs.c.id == run_id)
-                .values(**values, updated_at=utc_now())
-            )
-            return self._load_run(conn, run_id)
+        return self._write_one(Update(run_id, fields))
 
     def request_cancel(self, run_id: int) -> TaskRun:
         """Mark a run for cancellation (idempotent; a no-op once it has ended)."""
@@ -1401,35 +1291,37 @@ class SqlStore:
             )
 
     def adopt_runs(
-        self, worker_id: str, now: datetime, limit: int, lease_s: float
+        self, worker_id: str, now: datetime, limit: int, lease_s: float, *, own: bool = True
     ) -> list[TaskRun]:
         """Claim runs already in Batch whose tracker is gone, and this worker's own runs.
 
         Takes (a) Starting/Running runs nobody holds or whose lease expired (a dead
         worker's, or ones a `task run --no-wait` left behind) and (b) every non-terminal
         run still claimed by ``worker_id`` itself (a restart under the same id need not
-        wait for its own leases to expire), Queued ones only once due. Queued runs
-        otherwise go through ``claim_queued`` (priority order). PostgreSQL: ``SKIP
-        LOCKED``. Returned without history.
+        wait for its own leases to expire), Queued ones only once due — (b) only with
+        ``own``: a running worker already tracks its own runs, so it asks for them once,
+        on start. Queued runs otherwise go through ``claim_queued`` (priority order).
+        PostgreSQL: ``SKIP LOCKED``. Returned without history.
         """
         if limit <= 0:
             return []
         c = s.task_runs.c
         in_batch = (RunState.STARTING.value, RunState.RUNNING.value)
+        condition = and_(c.state.in_(in_batch), _lease_free(now))
+        if own:
+            mine = and_(
+                c.claimed_by == worker_id,
+                c.state.in_(_NONTERMINAL),
+                or_(
+                    c.state != RunState.QUEUED.value,
+                    c.not_before.is_(None),
+                    c.not_before <= now,
+                ),
+            )
+            condition = or_(condition, mine)
         return self._claim_where(
             f"adopting runs for worker {worker_id}",
-            or_(
-                and_(c.state.in_(in_batch), _lease_free(now)),
-                and_(
-                    c.claimed_by == worker_id,
-                    c.state.in_(_NONTERMINAL),
-                    or_(
-                        c.state != RunState.QUEUED.value,
-                        c.not_before.is_(None),
-                        c.not_before <= now,
-                    ),
-                ),
-            ),
+            condition,
             worker_id,
             now,
             limit,
