@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import (
     ClientAuthenticationError,
+    DecodeError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -61,3 +62,17 @@ def test_unexpected_exception_is_still_a_platform_error() -> None:
     error = translate(RuntimeError("boom"), PLATFORM, "doing x")
     assert isinstance(error, PlatformError)
     assert "doing x" in str(error)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [DecodeError("the response body is not JSON"), ValueError("Expecting value: line 1")],
+)
+def test_a_body_that_is_not_json_names_the_url(exc: Exception) -> None:
+    # Decision 0007: without ContentDecodePolicy, BatchApi raises DecodeError itself for a
+    # single GET, and a list page's ValueError comes from the SDK's own json parsing.
+    error = translate(exc, PLATFORM, "listing jobs")
+    assert type(error) is PlatformError
+    assert error.code == "BadResponse"
+    assert "https://acct.westeurope.batch.azure.com" in str(error)
+    assert "listing jobs" in str(error)

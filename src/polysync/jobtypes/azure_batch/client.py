@@ -20,29 +20,61 @@ Workarounds for azure-batch 15.1.0 defects (NOTES.md §11.7):
   5. no ``If-Match`` is ever sent (it turns every error into ResourceModifiedError);
   7. the terminate LRO poller is never awaited: it swallows errors and polls every 5 s.
 Retries are azure-core's (NOTES.md §9.4) with a modest ``retry_total``.
+
+CPU per call (docs/decisions/0007-lean-sdk-pipeline.md): the SDK client runs over our own
+aiohttp session (``trust_env=False``; the environment's proxy is resolved once, here) and an
+explicit policy list without tracing and redirects; bodies go out as the wire-shaped dicts
+they already are, and single GETs are read as JSON without building SDK models.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import json
 import logging
+import netrc
+import os
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NoReturn, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from azure.batch import models
+import aiohttp
+from azure.batch import __version__ as _SDK_VERSION
+from azure.batch._patch import BatchSharedKeyAuthPolicy
 from azure.batch.aio import BatchClient
 from azure.core import MatchConditions
+from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
+    DecodeError,
     HttpResponseError,
     ServiceRequestError,
     ServiceResponseError,
+    StreamClosedError,
+    StreamConsumedError,
 )
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import (
+    AsyncBearerTokenCredentialPolicy,
+    AsyncHTTPPolicy,
+    AsyncRetryPolicy,
+    CustomHookPolicy,
+    HeadersPolicy,
+    HttpLoggingPolicy,
+    NetworkTraceLoggingPolicy,
+    ProxyPolicy,
+    RequestIdPolicy,
+    SansIOHTTPPolicy,
+    UserAgentPolicy,
+)
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.core.rest import AsyncHttpResponse
 
 from polysync.domain.models import Platform
 from polysync.errors import (
@@ -51,7 +83,11 @@ from polysync.errors import (
     QuotaError,
     ThrottledError,
 )
-from polysync.jobtypes.azure_batch.credentials import BuiltCredential, connection_verify
+from polysync.jobtypes.azure_batch.credentials import (
+    BATCH_SCOPE,
+    BuiltCredential,
+    connection_verify,
+)
 
 JSON = dict[str, Any]
 
@@ -70,6 +106,7 @@ class _QuietFailsafe(logging.Filter):
 
 
 logging.getLogger("azure.batch._utils.model_base").addFilter(_QuietFailsafe())
+log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_TOTAL = 3
 DEFAULT_RETRY_BACKOFF_S = 0.5
@@ -125,6 +162,13 @@ def translate(exc: BaseException, platform: Platform, action: str) -> PlatformEr
     """An SDK/transport exception → the polysync error for ``action`` on ``platform``."""
     where = f"platform {platform.name!r}"
     url = normalize_endpoint(platform.account_url)
+    if isinstance(exc, DecodeError | ValueError):
+        # A 2xx whose body is not Batch's JSON: typically a proxy or sign-in page answering.
+        return PlatformError(
+            f"the Batch account URL {url} of {where} answered {action} with a body that is not "
+            f"Batch JSON ({_first_line(str(exc))}): check the URL and any proxy in between.",
+            code="BadResponse",
+        )
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         status = exc.status_code
         code = batch_code_of(exc)
@@ -200,6 +244,7 @@ class CallObserver(Protocol):
     def response(self, platform: str, operation: str, status: int) -> None: ...
 
 
+_OPERATION_KEY = "polysync_operation"
 _ID_SEGMENTS = {"jobs": "{jobId}", "tasks": "{taskId}", "pools": "{poolId}", "files": "{path}"}
 
 
@@ -226,21 +271,220 @@ def operation_name(method: str, path: str) -> str:
 
 
 def _hooks(platform: str, observer: CallObserver) -> dict[str, Any]:
-    """azure-core's CustomHookPolicy sits inside the retry loop: one call per HTTP try."""
+    """azure-core's CustomHookPolicy sits inside the retry loop: one call per HTTP try.
+
+    The operation's name is worked out once per call and kept in the pipeline context,
+    which the request and its response (and every retry) share.
+    """
+
+    def name_of(request: Any) -> str:
+        context = request.context
+        name: str | None = context.get(_OPERATION_KEY)
+        if name is None:
+            http = request.http_request
+            name = context[_OPERATION_KEY] = operation_name(http.method, urlsplit(http.url).path)
+        return name
 
     def on_request(request: Any) -> None:
-        http = request.http_request
-        observer.request(platform, operation_name(http.method, urlsplit(http.url).path))
+        observer.request(platform, name_of(request))
 
     def on_response(response: Any) -> None:
-        http = response.http_request
-        observer.response(
-            platform,
-            operation_name(http.method, urlsplit(http.url).path),
-            int(response.http_response.status_code),
-        )
+        observer.response(platform, name_of(response), int(response.http_response.status_code))
 
     return {"raw_request_hook": on_request, "raw_response_hook": on_response}
+
+
+# --------------------------------------------------------------------------- transport
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url``, chosen as aiohttp's ``trust_env`` does.
+
+    ``HTTPS_PROXY`` / ``HTTP_PROXY`` by the URL's scheme and ``NO_PROXY`` through urllib's
+    ``getproxies`` / ``proxy_bypass`` (the functions aiohttp itself calls); credentials from
+    ``$NETRC`` or ``~/.netrc`` for the proxy host when its URL carries none; an ``https://``
+    proxy URL ignored with a warning, as aiohttp does. BatchApi calls this once: with
+    ``trust_env`` aiohttp repeated it, netrc parsing included, in a thread-pool hop on every
+    request (decision 0007).
+    """
+    parts = urlsplit(url)
+    host = parts.hostname
+    if host and urllib.request.proxy_bypass(host):
+        return None
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy:
+        return None
+    found = urlsplit(proxy)
+    if found.scheme in ("https", "wss"):
+        log.warning("%s proxies are not supported by aiohttp; ignoring %s", found.scheme, proxy)
+        return None
+    if found.username is None and found.hostname:
+        login = _netrc_login(found.hostname)
+        if login is not None:
+            user, password = (quote(part, safe="") for part in login)
+            proxy = urlunsplit(found._replace(netloc=f"{user}:{password}@{found.netloc}"))
+    return proxy
+
+
+def _netrc_login(host: str) -> tuple[str, str] | None:
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        entry = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None
+    if entry is None:
+        return None
+    login, account, password = entry
+    return (login or account or "", password or "")
+
+
+class _ReadErrorBody(AsyncHTTPPolicy[Any, Any]):
+    """Load the body of every non-2xx response, streamed requests included.
+
+    ``BatchExceptionPolicy`` builds ``e.model`` from the body and ``HttpResponseError``
+    parses ``e.error`` from it again (NOTES.md §9.3). On a streamed response nobody has read
+    the body by then, so both would be None and ``batch_code_of`` would lose "TaskNotFound".
+    Our single GETs stream (to skip the SDK's models), so error bodies are read here, inside
+    the retry loop, which also releases a retried try's connection at once.
+    """
+
+    async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        response = await self.next.send(request)
+        http = response.http_response
+        if not 200 <= http.status_code < 300:
+            # A HEAD, or a body the transport already consumed: nothing to load.
+            with contextlib.suppress(StreamConsumedError, StreamClosedError):
+                await http.read()
+        return response
+
+
+class _SansIOChain(AsyncHTTPPolicy[Any, Any]):
+    """Adjacent SansIO policies run as one pipeline step, keeping their order and protocol.
+
+    azure-core gives every SansIO policy a runner of its own: one more coroutine and two
+    awaits (each with an ABC isinstance check) per policy per try, a measurable share of a
+    call with the seven or eight we keep (decision 0007). This is that runner's protocol for
+    a run of them: ``on_request`` in list order, ``on_response`` in reverse, and ``on_exception`` on
+    each policy whose ``on_request`` ran when anything after it fails.
+    """
+
+    def __init__(self, policies: Sequence[SansIOHTTPPolicy[Any, Any]]) -> None:
+        super().__init__()
+        self.policies = tuple(policies)
+
+    async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        policies = self.policies
+        started = 0
+        try:
+            for policy in policies:
+                pending = policy.on_request(request)
+                if pending is not None:
+                    await pending
+                started += 1
+            response = await self.next.send(request)
+            for index in range(len(policies) - 1, -1, -1):
+                started = index  # if this on_response fails, the outer ones hear of it
+                pending = policies[index].on_response(request, response)
+                if pending is not None:
+                    await pending
+        except Exception:
+            for policy in reversed(policies[:started]):
+                pending = policy.on_exception(request)
+                if pending is not None:
+                    await pending
+            raise
+        return response
+
+
+def _chained(policies: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    run: list[SansIOHTTPPolicy[Any, Any]] = []
+    for policy in policies:
+        if isinstance(policy, SansIOHTTPPolicy):
+            run.append(policy)
+            continue
+        if run:
+            out.append(_SansIOChain(run))
+            run = []
+        out.append(policy)
+    if run:
+        out.append(_SansIOChain(run))
+    return out
+
+
+def build_policies(
+    credential: BuiltCredential, *, proxies: Mapping[str, str] | None, **options: Any
+) -> list[Any]:
+    """The pipeline the SDK client runs, policy by policy (decision 0007 says why each).
+
+    azure-core puts the SDK's per-call ``BatchExceptionPolicy`` in front of an explicit list,
+    so it still turns every non-2xx answer into the exceptions of NOTES.md §9.3, after the
+    retries. ``options`` are what BatchClient would hand each policy (retry settings, hooks,
+    ``logging_enable``, ``user_agent``...).
+    """
+    auth: Any
+    if isinstance(credential.credential, AzureNamedKeyCredential):
+        # What azure.batch.aio.BatchClient does for a named key (NOTES.md §3.2).
+        auth = BatchSharedKeyAuthPolicy(credential.credential)
+    else:
+        auth = AsyncBearerTokenCredentialPolicy(credential.credential, BATCH_SCOPE, **options)
+    policies: list[Any] = [
+        RequestIdPolicy(**{**options, "request_id_header_name": "client-request-id"}),
+        HeadersPolicy(**options),
+        UserAgentPolicy(**{"sdk_moniker": f"batch/{_SDK_VERSION}", **options}),
+    ]
+    if proxies:
+        policies.append(ProxyPolicy(proxies=dict(proxies)))
+    policies += [
+        AsyncRetryPolicy(**options),  # honours Retry-After (NOTES.md §9.4)
+        auth,
+        CustomHookPolicy(**options),  # inside the retry loop: our observer sees every try
+        NetworkTraceLoggingPolicy(**options),
+        HttpLoggingPolicy(**options),
+        _ReadErrorBody(),
+    ]
+    return _chained(policies)
+
+
+def _http_response(
+    pipeline_response: PipelineResponse[Any, Any], _body: object, _headers: object
+) -> Any:
+    """``cls=`` for a streamed GET: the raw response, so we read its JSON ourselves."""
+    return pipeline_response.http_response
+
+
+async def _json_object(response: AsyncHttpResponse) -> JSON:
+    """The body of a streamed 200 as the wire dict (what ``model.as_dict()`` returned)."""
+    content = await response.read()
+    try:
+        # Straight from bytes: json detects UTF-8 (and a BOM) itself, where response.json()
+        # first parses the Content-Type's charset with the email package on every call.
+        data = json.loads(content)
+    except ValueError as exc:
+        raise DecodeError("the response body is not JSON", response=response, error=exc) from exc
+    if not isinstance(data, dict):
+        raise DecodeError("the response body is not a JSON object", response=response)
+    return data
+
+
+# Read-only properties (visibility "read") inside the bodies we send: the SDK's models
+# dropped them when serialising (``exclude_readonly``), so the plain dicts drop them too. A
+# template's autoPoolSpecification copied into a run's job can carry ``exactVersion``.
+_IMAGE_EXACT_VERSION = ("virtualMachineConfiguration", "imageReference", "exactVersion")
+_JOB_READONLY = ("poolInfo", "autoPoolSpecification", "pool", *_IMAGE_EXACT_VERSION)
+
+
+def _without_property(body: Mapping[str, Any], path: Sequence[str]) -> JSON:
+    """``body`` less the property at ``path``; copies only the dicts on the way to it."""
+    out = body if isinstance(body, dict) else dict(body)
+    head = path[0]
+    if len(path) == 1:
+        return {k: v for k, v in out.items() if k != head} if head in out else out
+    child = out.get(head)
+    if not isinstance(child, Mapping):
+        return out
+    trimmed = _without_property(child, path[1:])
+    return out if trimmed is child else {**out, head: trimmed}
 
 
 # --------------------------------------------------------------------------- adapter
@@ -255,7 +499,11 @@ class Versioned:
 
 
 class BatchApi:
-    """One Batch account (one Platform), one SDK client. Close with ``aclose()``."""
+    """One Batch account (one Platform), one SDK client. Close with ``aclose()``.
+
+    Build it inside the event loop that will use it: its aiohttp session belongs to that loop
+    (``BatchJobType.api`` does).
+    """
 
     def __init__(
         self,
@@ -270,28 +518,55 @@ class BatchApi:
         self.platform = platform
         self.endpoint = normalize_endpoint(platform.account_url)
         self._credential = credential
+        # Resolved once, for the one URL this client talks to (trust_env=False below).
+        self.proxy = env_proxy(self.endpoint)
+        scheme = urlsplit(self.endpoint).scheme
+        options: dict[str, Any] = dict(client_kwargs)
         if observer is not None:
-            client_kwargs = {**_hooks(platform.name, observer), **client_kwargs}
+            options = {**_hooks(platform.name, observer), **options}
+        transport = options.pop("transport", None)
+        policies = build_policies(
+            credential,
+            proxies={scheme: self.proxy} if self.proxy else None,
+            retry_total=retry_total,
+            retry_backoff_factor=retry_backoff_factor,
+            **options,
+        )
+        self._session: aiohttp.ClientSession | None = None
+        if transport is None:
+            # What azure-core would build (no cookies; azure-core decompresses) but for
+            # trust_env: with it aiohttp re-read the proxy variables and ~/.netrc, in a
+            # thread-pool hop, on every request (decision 0007).
+            self._session = aiohttp.ClientSession(
+                trust_env=False, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+            )
+            transport = AioHttpTransport(
+                session=self._session,
+                session_owner=False,  # ours: aclose() closes it
+                connection_verify=connection_verify(platform),
+            )
         self._client = BatchClient(
             endpoint=self.endpoint,
             credential=credential.credential,
-            retry_total=retry_total,
-            retry_backoff_factor=retry_backoff_factor,
-            connection_verify=connection_verify(platform),
-            **client_kwargs,
+            transport=transport,
+            policies=policies,
+            **options,
         )
         # NOTES.md §3.3: a token credential over plain http (the emulator without --tls)
         # is refused by azure-core unless each call says enforce_https=False.
-        insecure = urlsplit(self.endpoint).scheme == "http"
         self._kw: dict[str, Any] = {}
-        if credential.is_token and insecure:
+        if credential.is_token and scheme == "http":
             self._kw["enforce_https"] = False
 
     async def aclose(self) -> None:
         try:
             await self._client.close()
         finally:
-            await self._credential.close()
+            try:
+                if self._session is not None:
+                    await self._session.close()
+            finally:
+                await self._credential.close()
 
     async def __aenter__(self) -> BatchApi:
         return self
@@ -327,7 +602,7 @@ class BatchApi:
             )
             async for job in pages:
                 yield job.as_dict()
-        except AzureError as exc:
+        except (AzureError, ValueError) as exc:  # ValueError: a page that is not JSON
             self._fail(exc, action)
 
     async def get_job(
@@ -348,14 +623,19 @@ class BatchApi:
 
     async def create_job(self, body: Mapping[str, Any]) -> None:
         try:
-            await self._client.create_job(models.BatchJobCreateOptions(dict(body)), **self._kw)
+            await self._client.create_job(
+                _without_property(body, _JOB_READONLY),  # type: ignore[arg-type]  # a wire dict, not a model: the SDK json.dumps it as is (decision 0007)
+                **self._kw,
+            )
         except AzureError as exc:
             self._fail(exc, f"creating Batch job {body.get('id')!r}")
 
     async def update_job(self, job_id: str, patch: Mapping[str, Any]) -> None:
         try:
             await self._client.update_job(
-                job_id, models.BatchJobUpdateOptions(dict(patch)), **self._kw
+                job_id,
+                _without_property(patch, _JOB_READONLY),  # type: ignore[arg-type]  # a wire dict, not a model (decision 0007)
+                **self._kw,
             )
         except AzureError as exc:
             self._fail(exc, f"updating Batch job {job_id!r}")
@@ -380,7 +660,9 @@ class BatchApi:
     async def create_task(self, job_id: str, body: Mapping[str, Any]) -> None:
         try:
             await self._client.create_task(
-                job_id, models.BatchTaskCreateOptions(dict(body)), **self._kw
+                job_id,
+                dict(body),  # type: ignore[arg-type]  # a wire dict, not a model (decision 0007)
+                **self._kw,
             )
         except AzureError as exc:
             self._fail(exc, f"adding task {body.get('id')!r} to Batch job {job_id!r}")
@@ -409,7 +691,7 @@ class BatchApi:
             )
             async for task in pages:
                 return task.as_dict()
-        except AzureError as exc:
+        except (AzureError, ValueError) as exc:  # ValueError: a page that is not JSON
             self._fail(exc, f"reading the first task of Batch job {job_id!r}")
         return None
 
@@ -444,18 +726,22 @@ class BatchApi:
 
     async def get_pool(self, pool_id: str, *, select: Sequence[str] | None = None) -> JSON:
         """``GET /pools/{id}`` (never ``pool_exists``: SDK defect §11.7.2)."""
-        try:
-            pool = await self._client.get_pool(
-                pool_id, select=list(select) if select else None, **self._kw
-            )
-        except AzureError as exc:
-            self._fail(exc, f"reading pool {pool_id!r}")
-        return pool.as_dict()
+        got = await self._get(
+            "pool",
+            pool_id,
+            lambda **kw: self._client.get_pool(pool_id, **kw),
+            select=select,
+            if_none_match=None,
+        )
+        return got.body if got is not None else {}  # no If-None-Match sent: never a 304
 
     async def create_pool(self, body: Mapping[str, Any]) -> None:
         """``POST /pools`` (used by the demo set-up; Polysync itself never creates pools)."""
         try:
-            await self._client.create_pool(models.BatchPoolCreateOptions(dict(body)), **self._kw)
+            await self._client.create_pool(
+                _without_property(body, _IMAGE_EXACT_VERSION),  # type: ignore[arg-type]  # a wire dict, not a model (decision 0007)
+                **self._kw,
+            )
         except AzureError as exc:
             self._fail(exc, f"creating pool {body.get('id')!r}")
 
@@ -463,7 +749,7 @@ class BatchApi:
         try:
             async for pool in self._client.list_pools(max_results=1, select=["id"], **self._kw):
                 return pool.as_dict()
-        except AzureError as exc:
+        except (AzureError, ValueError) as exc:  # ValueError: a page that is not JSON
             self._fail(exc, "listing pools")
         return None
 
@@ -485,14 +771,18 @@ class BatchApi:
             # If-None-Match (never If-Match: SDK defect §11.7.5); 304 means "unchanged".
             kwargs["etag"] = if_none_match
             kwargs["match_condition"] = MatchConditions.IfModified
-        kwargs["cls"] = lambda _response, model, headers: (model, headers.get("ETag"))
+        # Streamed, the generated method skips building a models.BatchTask/BatchJob/BatchPool
+        # that as_dict() would only turn back into this very JSON (decision 0007).
+        kwargs["stream"] = True
+        kwargs["cls"] = _http_response
         try:
-            model, etag = await call(**kwargs)
+            response = await call(**kwargs)
+            body = await _json_object(response)
         except HttpResponseError as exc:
             if if_none_match and exc.status_code == 304:
                 return None
             self._fail(exc, f"reading {kind} {ident!r}")
         except AzureError as exc:
             self._fail(exc, f"reading {kind} {ident!r}")
-        body: JSON = model.as_dict()
+        etag = response.headers.get("ETag")
         return Versioned(body, etag or body.get("eTag"))
