@@ -1067,14 +1067,16 @@ class SqlStore:
                 taken.update({r.batch_job_key: (r.run_id, r.attempt) for r in conn.execute(query)})
             result = plan(rows, taken, list(ops), now)
             hist = self._histories(conn, [i for i in run_ids if i in rows])
-            if result.rows:
-                conn.execute(
-                    update(s.task_runs).where(c.id == bindparam("_id")),
-                    [
-                        {"_id": run_id, **{k: row[k] for k in WRITTEN_COLUMNS}}
-                        for run_id, row in result.rows.items()
-                    ],
-                )
+            # Only the columns that changed, one executemany per set of them: binding
+            # every column of every row (JSON, times) would cost more than the writes.
+            changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for run_id, row in result.rows.items():
+                before = rows[run_id]
+                names = tuple(k for k in WRITTEN_COLUMNS if row[k] != before[k])
+                changed.setdefault(names, []).append({"_id": run_id, **{k: row[k] for k in names}})
+            for names, params in changed.items():
+                if names:
+                    conn.execute(update(s.task_runs).where(c.id == bindparam("_id")), params)
             if result.history:
                 conn.execute(insert(s.run_history), result.history)
             if result.new_attempts:
