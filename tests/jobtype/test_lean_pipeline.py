@@ -720,3 +720,35 @@ async def test_a_body_that_is_not_json_is_a_platform_error(
     for caught in (single, paged):
         assert caught.value.code == "BadResponse"
         assert html_server in str(caught.value)
+
+
+async def test_job_lists_page_like_the_sdk_and_keep_its_errors(
+    batch: BatchClient, emulator: EmulatorServer, jobtype: BatchJobType
+) -> None:
+    """``list_jobs`` pages with ``send_request`` and returns what the SDK's pager gave."""
+    prefix = unique("lst")
+    for i in range(7):
+        batch.create_job(
+            models.BatchJobCreateOptions(
+                id=f"{prefix}-{i}", pool_info=models.BatchPoolInfo(pool_id="pool1")
+            )
+        )
+    platform = make_platform(emulator)
+    api = await jobtype.api(platform)
+    query = f"startswith(id,'{prefix}-')"
+    select = ("id", "state", "executionInfo")
+    emulator.control.clear_requests()
+    got = [j async for j in api.list_jobs(select=select, filter=query, max_results=3)]
+    pages = [r for r in emulator.control.requests() if r["method"] == "GET"]
+    assert len(pages) == 3  # 3 + 3 + 1, following odata.nextLink
+    assert all("api-version=" in r["query"] for r in pages)
+    expected = [
+        j.as_dict() for j in batch.list_jobs(filter=query, select=list(select), max_results=3)
+    ]
+    assert got == expected
+    assert [j["id"] for j in got] == [f"{prefix}-{i}" for i in range(7)]
+
+    with pytest.raises(PlatformError) as caught:
+        _ = [j async for j in api.list_jobs(filter="state eq 'bogus' and (")]
+    assert caught.value.status == 400
+    assert caught.value.batch_code is not None

@@ -28,7 +28,7 @@ from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
 from polysync.services.context import Services, open_services
-from tests.support import create_template, running_emulator, sdk_client
+from tests.support import create_template, running_emulator, sdk_client, wait_until
 
 SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
 
@@ -233,3 +233,32 @@ def test_merge_template_table(
         assert any(word in c for c in changes), changes
     assert replace(merged, parameters=job.parameters).overrides == job.overrides
     assert all(p.direction is Direction.INPUT for p in merged.parameters)
+
+
+async def test_an_outcome_decided_before_a_cancel_request_is_not_recorded(
+    svc: Services, batch: BatchClient
+) -> None:
+    """A worker's copy of a run can predate a cancel request (decision 0008): the write
+    of the outcome it decided is refused, and the next poll decides with the new copy."""
+    tpl = template(batch, command="/bin/sh -c 'exit 3'")
+    await job_service.import_jobs(svc, "local", [tpl])
+    task_service.create_task(svc, "stale", tpl, {})
+    run = await run_service.submit_run(svc, run_service.start_run(svc, "stale"))
+    assert run.state is RunState.STARTING
+    assert run.batch_job_id is not None
+    job_id = run.batch_job_id
+
+    def task_completed() -> bool:
+        return str(batch.get_task(job_id, "stale").state) == "completed"
+
+    wait_until(task_completed, 30, "the Batch task to complete")
+    svc.store.request_cancel(run.id)  # e.g. `polysync run cancel` from another process
+    held = await run_service.refresh_run(svc, run)  # the copy without the request
+    assert held.state is RunState.RUNNING  # Running is recorded; the failure is not
+    assert held.cancel_requested
+    assert held.failure is None
+    assert svc.store.get_run(run.id).state is RunState.RUNNING
+
+    decided = await run_service.refresh_run(svc, held)
+    assert decided.state is RunState.CANCELLED  # the terminate-like failure, now a cancel
+    assert [h.to_state for h in decided.history][-1] is RunState.CANCELLED

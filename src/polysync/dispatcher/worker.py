@@ -374,7 +374,12 @@ class Worker:
 
     def _claim(self, now: datetime) -> None:
         backlog = sum(len(acc.pending) for acc in self._accounts.values())
-        limit = min(self._room(), self.options.claim_batch, self._claim_target() - backlog)
+        target = self._claim_target()
+        limit = min(self._room(), self.options.claim_batch, target - backlog)
+        if backlog > target // 2:
+            # Top up only once half the backlog is gone: a claim is a write transaction,
+            # and one per pass for a handful of runs cost more than the runs' own writes.
+            limit = 0
         claimed: list[TaskRun] = []
         if limit > 0:
             claimed = self.svc.store.claim_queued(self.worker_id, now, limit, self.options.lease_s)

@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NoReturn, Protocol
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from azure.batch import __version__ as _SDK_VERSION
@@ -74,7 +74,7 @@ from azure.core.pipeline.policies import (
     UserAgentPolicy,
 )
 from azure.core.pipeline.transport import AioHttpTransport
-from azure.core.rest import AsyncHttpResponse
+from azure.core.rest import AsyncHttpResponse, HttpRequest
 
 from polysync.domain.models import Platform
 from polysync.errors import (
@@ -591,19 +591,48 @@ class BatchApi:
         filter: str | None = None,
         max_results: int | None = None,
     ) -> AsyncIterator[JSON]:
-        """``GET /jobs`` following ``odata.nextLink`` page by page (streams)."""
+        """``GET /jobs`` following ``odata.nextLink`` page by page (streams).
+
+        Sent with the SDK client's ``send_request`` (same pipeline: signing, retries, the
+        call hooks, error mapping) rather than its pager, which builds a model for every
+        job of every page that ``as_dict()`` would only turn back into this JSON. The
+        worker's sweep lists each finished run's job a few times (its 5 s margin), so at
+        thousands of runs that conversion was a sixth of the worker's CPU (decision 0007).
+        """
         action = "listing jobs"
+        params: dict[str, str] = {}
+        if select:
+            params["$select"] = ",".join(select)
+        if filter:
+            params["$filter"] = filter
+        if max_results is not None:
+            params["maxresults"] = str(max_results)
+        url: str | None = "/jobs"
         try:
-            pages = self._client.list_jobs(
-                select=list(select) if select else None,
-                filter=filter,
-                max_results=max_results,
-                **self._kw,
-            )
-            async for job in pages:
-                yield job.as_dict()
+            while url is not None:
+                page = await self._page(url, params)
+                params = {}  # the next link carries the query (NOTES.md §5)
+                for job in page.get("value") or ():
+                    if isinstance(job, dict):
+                        yield job
+                link = page.get("odata.nextLink")
+                url = str(link) if link else None
         except (AzureError, ValueError) as exc:  # ValueError: a page that is not JSON
             self._fail(exc, action)
+
+    async def _page(self, url: str, params: Mapping[str, str]) -> JSON:
+        """One ``GET`` of a list (``url`` relative to the account, or a ``nextLink``)."""
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        query.update(params)
+        # The SDK's pager sets its api-version on every page, nextLinks included; so do we.
+        query["api-version"] = self._client._config.api_version
+        target = urlunsplit(
+            (parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), "")
+        )
+        request = HttpRequest("GET", target, headers={"Accept": "application/json"})
+        response = await self._client.send_request(request, stream=True, **self._kw)
+        return await _json_object(response)
 
     async def get_job(
         self,
