@@ -246,10 +246,10 @@ async def test_an_outcome_decided_before_a_cancel_request_is_not_recorded(
     run = await run_service.submit_run(svc, run_service.start_run(svc, "stale"))
     assert run.state is RunState.STARTING
     assert run.batch_job_id is not None
-    job_id = run.batch_job_id
+    job_id, task_id = run.batch_job_id, run.batch_task_id or ""
 
     def task_completed() -> bool:
-        return str(batch.get_task(job_id, "stale").state) == "completed"
+        return bool(batch.get_task(job_id, task_id).state == "completed")
 
     wait_until(task_completed, 30, "the Batch task to complete")
     svc.store.request_cancel(run.id)  # e.g. `polysync run cancel` from another process

@@ -195,7 +195,7 @@ async def _end_attempt(
     *,
     reason: str,
     at: datetime | None = None,
-    guard_cancel: bool = False,
+    cancel_seen: bool | None = None,
     **fields: Any,
 ) -> TaskRun:
     """Move ``run`` (as read) to ``target``; a Failed attempt may be retried (issue 4).
@@ -204,8 +204,8 @@ async def _end_attempt(
     one is Queued after the policy's delay, in one transaction (a crash between the two
     would lose the retry). A cancel request stops retries. Compare-and-set on the state
     read, so two trackers of one run (a worker and `run wait`) never double-apply; with
-    ``guard_cancel`` also on the cancel flag read, so an outcome decided before a cancel
-    request arrived is not recorded over it (the next poll decides again).
+    ``cancel_seen`` also on the cancel flag the decision was made with, so an outcome
+    decided before a cancel request arrived is not recorded (the next poll decides again).
     """
     at = at or svc.clock()
     retry: Retry | None = None
@@ -223,7 +223,7 @@ async def _end_attempt(
             target,
             reason,
             expected_from=frozenset({run.state}),
-            cancel_requested=run.cancel_requested if guard_cancel else None,
+            cancel_requested=cancel_seen,
             at=at,
             fields=fields,
             retry=retry,
@@ -266,7 +266,8 @@ async def refresh_run(svc: Services, run: TaskRun | int) -> TaskRun:
         log.warning("run %s: Batch task in unexpected state %r", run.id, poll.batch_state)
         diagnosis = f"Batch reported task state {poll.batch_state!r} (Unknown)"
         return await svc.writer.write(Update(run.id, {"diagnosis": diagnosis}))
-    target = states.fold(poll.status, run.state, run.cancel_requested)
+    cancel_seen = run.cancel_requested
+    target = states.fold(poll.status, run.state, cancel_seen)
     if target is None or target is run.state:
         return await _maybe_diagnose(svc, run)
     if target.is_terminal and run.state is RunState.STARTING and poll.start_time is not None:
@@ -294,7 +295,7 @@ async def refresh_run(svc: Services, run: TaskRun | int) -> TaskRun:
             ended_at=poll.end_time or svc.clock(),
         )
     return await _end_attempt(
-        svc, run, target, reason=_reason(poll, target), guard_cancel=True, **fields
+        svc, run, target, reason=_reason(poll, target), cancel_seen=cancel_seen, **fields
     )
 
 

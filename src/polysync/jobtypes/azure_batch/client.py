@@ -47,7 +47,6 @@ import aiohttp
 from azure.batch import __version__ as _SDK_VERSION
 from azure.batch._patch import BatchSharedKeyAuthPolicy
 from azure.batch.aio import BatchClient
-from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import (
     AzureError,
@@ -446,11 +445,12 @@ def build_policies(
     return _chained(policies)
 
 
-def _http_response(
-    pipeline_response: PipelineResponse[Any, Any], _body: object, _headers: object
-) -> Any:
-    """``cls=`` for a streamed GET: the raw response, so we read its JSON ourselves."""
-    return pipeline_response.http_response
+_JSON_CONTENT_TYPE = "application/json; odata=minimalmetadata"  # what the SDK sends
+
+
+def _segment(value: str) -> str:
+    """An id as one URL path segment, quoted as the generated methods quote it."""
+    return quote(value, safe="")
 
 
 async def _json_object(response: AsyncHttpResponse) -> JSON:
@@ -554,6 +554,9 @@ class BatchApi:
         )
         # NOTES.md §3.3: a token credential over plain http (the emulator without --tls)
         # is refused by azure-core unless each call says enforce_https=False.
+        # The generated client's api-version (its ``api_version`` keyword), which every
+        # request sent through ``send_request`` must carry itself.
+        self._api_version: str = self._client._config.api_version
         self._kw: dict[str, Any] = {}
         if credential.is_token and scheme == "http":
             self._kw["enforce_https"] = False
@@ -626,13 +629,39 @@ class BatchApi:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         query.update(params)
         # The SDK's pager sets its api-version on every page, nextLinks included; so do we.
-        query["api-version"] = self._client._config.api_version
-        target = urlunsplit(
-            (parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), "")
-        )
-        request = HttpRequest("GET", target, headers={"Accept": "application/json"})
-        response = await self._client.send_request(request, stream=True, **self._kw)
-        return await _json_object(response)
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        return await _json_object(await self._send("GET", base, query, stream=True))
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None = None,
+        *,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> AsyncHttpResponse:
+        """One request through the SDK client's own pipeline (``send_request``).
+
+        The hot per-run operations (the three create calls, the polls' GETs) go this way
+        rather than through the generated methods: those rebuild every URL, query and
+        header with a generic serializer and parse every response header, which cost as
+        much CPU as the whole pipeline (decision 0007). Signing, retries, the call hooks
+        and the SDK's error mapping (a non-2xx raises ``HttpResponseError`` with Batch's
+        code) are the pipeline's and stay exactly as they are. Requests are what the
+        generated methods send: same path quoting, api-version, Accept and content type,
+        and the body as ``json.dumps`` writes it.
+        """
+        params = {"api-version": self._api_version, **(query or {})}
+        url = f"{path}?{urlencode(params, quote_via=quote)}"
+        fields = {"Accept": "application/json", **(headers or {})}
+        content: str | None = None
+        if body is not None:
+            fields["content-type"] = _JSON_CONTENT_TYPE
+            content = json.dumps(body)
+        request = HttpRequest(method, url, headers=fields, content=content)
+        return await self._client.send_request(request, stream=stream, **self._kw)
 
     async def get_job(
         self,
@@ -643,29 +672,19 @@ class BatchApi:
     ) -> Versioned | None:
         """``GET /jobs/{id}``; None when ``if_none_match`` still matches (304)."""
         return await self._get(
-            "job",
-            job_id,
-            lambda **kw: self._client.get_job(job_id, **kw),
-            select=select,
-            if_none_match=if_none_match,
+            "job", job_id, f"/jobs/{_segment(job_id)}", select=select, if_none_match=if_none_match
         )
 
     async def create_job(self, body: Mapping[str, Any]) -> None:
         try:
-            await self._client.create_job(
-                _without_property(body, _JOB_READONLY),  # type: ignore[arg-type]  # a wire dict, not a model: the SDK json.dumps it as is (decision 0007)
-                **self._kw,
-            )
+            await self._send("POST", "/jobs", body=_without_property(body, _JOB_READONLY))
         except AzureError as exc:
             self._fail(exc, f"creating Batch job {body.get('id')!r}")
 
     async def update_job(self, job_id: str, patch: Mapping[str, Any]) -> None:
         try:
-            await self._client.update_job(
-                job_id,
-                _without_property(patch, _JOB_READONLY),  # type: ignore[arg-type]  # a wire dict, not a model (decision 0007)
-                **self._kw,
-            )
+            path = f"/jobs/{_segment(job_id)}"
+            await self._send("PATCH", path, body=_without_property(patch, _JOB_READONLY))
         except AzureError as exc:
             self._fail(exc, f"updating Batch job {job_id!r}")
 
@@ -688,11 +707,7 @@ class BatchApi:
 
     async def create_task(self, job_id: str, body: Mapping[str, Any]) -> None:
         try:
-            await self._client.create_task(
-                job_id,
-                dict(body),  # type: ignore[arg-type]  # a wire dict, not a model (decision 0007)
-                **self._kw,
-            )
+            await self._send("POST", f"/jobs/{_segment(job_id)}/tasks", body=body)
         except AzureError as exc:
             self._fail(exc, f"adding task {body.get('id')!r} to Batch job {job_id!r}")
 
@@ -707,7 +722,7 @@ class BatchApi:
         return await self._get(
             "task",
             f"{job_id}/{task_id}",
-            lambda **kw: self._client.get_task(job_id, task_id, **kw),
+            f"/jobs/{_segment(job_id)}/tasks/{_segment(task_id)}",
             select=select,
             if_none_match=if_none_match,
         )
@@ -756,11 +771,7 @@ class BatchApi:
     async def get_pool(self, pool_id: str, *, select: Sequence[str] | None = None) -> JSON:
         """``GET /pools/{id}`` (never ``pool_exists``: SDK defect §11.7.2)."""
         got = await self._get(
-            "pool",
-            pool_id,
-            lambda **kw: self._client.get_pool(pool_id, **kw),
-            select=select,
-            if_none_match=None,
+            "pool", pool_id, f"/pools/{_segment(pool_id)}", select=select, if_none_match=None
         )
         return got.body if got is not None else {}  # no If-None-Match sent: never a 304
 
@@ -788,24 +799,18 @@ class BatchApi:
         self,
         kind: str,
         ident: str,
-        call: Any,
+        path: str,
         *,
         select: Sequence[str] | None,
         if_none_match: str | None,
     ) -> Versioned | None:
-        kwargs: dict[str, Any] = dict(self._kw)
-        if select:
-            kwargs["select"] = list(select)
-        if if_none_match:
-            # If-None-Match (never If-Match: SDK defect §11.7.5); 304 means "unchanged".
-            kwargs["etag"] = if_none_match
-            kwargs["match_condition"] = MatchConditions.IfModified
-        # Streamed, the generated method skips building a models.BatchTask/BatchJob/BatchPool
-        # that as_dict() would only turn back into this very JSON (decision 0007).
-        kwargs["stream"] = True
-        kwargs["cls"] = _http_response
+        query = {"$select": ",".join(select)} if select else None
+        # If-None-Match (never If-Match: SDK defect §11.7.5); 304 means "unchanged".
+        headers = {"If-None-Match": if_none_match} if if_none_match else None
         try:
-            response = await call(**kwargs)
+            # Read as JSON: a models.BatchTask/BatchJob/BatchPool would only be turned back
+            # into this very JSON by as_dict() (decision 0007).
+            response = await self._send("GET", path, query, headers=headers, stream=True)
             body = await _json_object(response)
         except HttpResponseError as exc:
             if if_none_match and exc.status_code == 304:
