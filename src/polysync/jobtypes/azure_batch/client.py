@@ -654,14 +654,22 @@ class BatchApi:
         and the body as ``json.dumps`` writes it.
         """
         params = {"api-version": self._api_version, **(query or {})}
-        url = f"{path}?{urlencode(params, quote_via=quote)}"
+        base = path if "://" in path else f"{self.endpoint}{path}"  # nextLinks are absolute
+        url = f"{base}?{urlencode(params, quote_via=quote)}"
         fields = {"Accept": "application/json", **(headers or {})}
         content: str | None = None
         if body is not None:
             fields["content-type"] = _JSON_CONTENT_TYPE
             content = json.dumps(body)
         request = HttpRequest(method, url, headers=fields, content=content)
-        return await self._client.send_request(request, stream=stream, **self._kw)
+        # The generated client's own pipeline client (``_client``): its public
+        # ``send_request`` runs the same pipeline, where BatchClient.send_request would
+        # first deep-copy every request only to put the endpoint in front of its path.
+        pipeline_client = self._client._client
+        response: AsyncHttpResponse = await pipeline_client.send_request(
+            request, stream=stream, **self._kw
+        )
+        return response
 
     async def get_job(
         self,
