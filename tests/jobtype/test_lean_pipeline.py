@@ -316,7 +316,9 @@ def _policy_types(api: BatchApi) -> list[type[Any]]:
 async def test_pipeline_keeps_what_batch_needs_and_drops_the_rest(
     emulator: EmulatorServer,
 ) -> None:
-    from azure.batch._patch import BatchExceptionPolicy, BatchSharedKeyAuthPolicy
+    from azure.batch._patch import BatchExceptionPolicy
+
+    from polysync.jobtypes.azure_batch.client import _SharedKeyPolicy
 
     api = BatchApi(make_platform(emulator), _shared_key(emulator), retry_total=2)
     try:
@@ -324,7 +326,7 @@ async def test_pipeline_keeps_what_batch_needs_and_drops_the_rest(
     finally:
         await api.aclose()
     assert kinds[0] is BatchExceptionPolicy  # per call, outside the retries
-    assert kinds.index(AsyncRetryPolicy) < kinds.index(BatchSharedKeyAuthPolicy)
+    assert kinds.index(AsyncRetryPolicy) < kinds.index(_SharedKeyPolicy)
     for dropped in (
         DistributedTracingPolicy,
         AsyncRedirectPolicy,
@@ -752,3 +754,19 @@ async def test_job_lists_page_like_the_sdk_and_keep_its_errors(
         _ = [j async for j in api.list_jobs(filter="state eq 'bogus' and (")]
     assert caught.value.status == 400
     assert caught.value.batch_code is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["GET\n\n\n\n\n\n\n\n\n\n\n\nocp-date:Tue, 24 Nov 2026 23:00:00 GMT\n/acct/jobs", "", "é\n€"],
+)
+def test_shared_key_signatures_equal_the_sdk_s(text: str) -> None:
+    """The key is decoded once; the signature of any string stays the SDK's."""
+    from azure.batch._patch import BatchSharedKeyAuthPolicy
+
+    from polysync.jobtypes.azure_batch.client import _SharedKeyPolicy
+
+    credential = AzureNamedKeyCredential("acct", base64.b64encode(b"k" * 64).decode())
+    ours = _SharedKeyPolicy(credential)._sign_string(text)
+    sdk = BatchSharedKeyAuthPolicy(credential)._sign_string(text)  # type: ignore[no-untyped-call]  # the SDK's method has no annotations
+    assert ours == sdk

@@ -29,8 +29,11 @@ they already are, and single GETs are read as JSON without building SDK models.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
+import hashlib
+import hmac
 import json
 import logging
 import netrc
@@ -252,7 +255,7 @@ def operation_name(method: str, path: str) -> str:
 
     Ids are replaced by placeholders so metrics have a handful of labels, not one per run.
     """
-    parts = [p for p in unquote(path).split("/") if p]
+    parts = [p for p in (unquote(path) if "%" in path else path).split("/") if p]
     out: list[str] = []
     i = 0
     while i < len(parts):
@@ -281,7 +284,10 @@ def _hooks(platform: str, observer: CallObserver) -> dict[str, Any]:
         name: str | None = context.get(_OPERATION_KEY)
         if name is None:
             http = request.http_request
-            name = context[_OPERATION_KEY] = operation_name(http.method, urlsplit(http.url).path)
+            url: str = http.url
+            start = url.find("/", url.find("://") + 3)  # the path, without urlsplit's work
+            path = url[start:].split("?", 1)[0] if start >= 0 else "/"
+            name = context[_OPERATION_KEY] = operation_name(http.method, path)
         return name
 
     def on_request(request: Any) -> None:
@@ -424,7 +430,7 @@ def build_policies(
     auth: Any
     if isinstance(credential.credential, AzureNamedKeyCredential):
         # What azure.batch.aio.BatchClient does for a named key (NOTES.md §3.2).
-        auth = BatchSharedKeyAuthPolicy(credential.credential)
+        auth = _SharedKeyPolicy(credential.credential)
     else:
         auth = AsyncBearerTokenCredentialPolicy(credential.credential, BATCH_SCOPE, **options)
     policies: list[Any] = [
@@ -446,6 +452,22 @@ def build_policies(
 
 
 _JSON_CONTENT_TYPE = "application/json; odata=minimalmetadata"  # what the SDK sends
+
+
+class _SharedKeyPolicy(BatchSharedKeyAuthPolicy):
+    """The SDK's Shared Key signing, with the account key decoded once, not per request.
+
+    The string to sign and the signature are the SDK's own (``on_request`` is inherited);
+    only ``_sign_string``'s base64 decoding of the key moves to construction.
+    """
+
+    def __init__(self, credential: AzureNamedKeyCredential) -> None:
+        super().__init__(credential)
+        self._key_bytes = base64.b64decode(credential.named_key.key)
+
+    def _sign_string(self, string_to_sign: str) -> str:
+        digest = hmac.new(self._key_bytes, string_to_sign.encode("utf-8"), hashlib.sha256)
+        return base64.b64encode(digest.digest()).decode("utf-8")
 
 
 def _segment(value: str) -> str:
@@ -656,7 +678,13 @@ class BatchApi:
         params = {"api-version": self._api_version, **(query or {})}
         base = path if "://" in path else f"{self.endpoint}{path}"  # nextLinks are absolute
         url = f"{base}?{urlencode(params, quote_via=quote)}"
-        fields = {"Accept": "application/json", **(headers or {})}
+        # ocp-date set here as the generated methods' ``ocp_date`` would: the signing
+        # policy otherwise formats it with the SDK's generic serializer on every request.
+        fields = {
+            "Accept": "application/json",
+            "ocp-date": email.utils.formatdate(usegmt=True),
+            **(headers or {}),
+        }
         content: str | None = None
         if body is not None:
             fields["content-type"] = _JSON_CONTENT_TYPE
