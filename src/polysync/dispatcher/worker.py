@@ -24,7 +24,6 @@ transaction, and Platform/Job/Task reads come from a short-lived cache (decision
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
@@ -52,6 +51,11 @@ from polysync.services.writer import RunWriter
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = (RunState.QUEUED, RunState.STARTING, RunState.RUNNING)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def default_worker_id() -> str:
@@ -146,7 +150,7 @@ class Worker:
         self._polling = 0
         self._stopping = False
         self._stop = asyncio.Event()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the loop's sleep, while it sleeps
         self._ready = False
         self._restore: tuple[RunWriter | None, Catalog | None] | None = None
         self._writer: GroupCommitWriter | None = None
@@ -167,7 +171,7 @@ class Worker:
         """Graceful stop: claim nothing more, let submissions finish, release the rest."""
         self._stopping = True
         self._stop.set()
-        self._wake.set()
+        self._wake_up()
 
     @property
     def in_flight(self) -> int:
@@ -311,17 +315,35 @@ class Worker:
                 candidates.append(now + timedelta(seconds=acc.limiter.wait_s(now)))
         wait_s = min((c - now).total_seconds() for c in candidates)
         wait_s = min(max(wait_s, 0.005), 0.5)
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), wait_s)
+        # A bare future and a timer: asyncio.wait_for would wrap every sleep in a Task.
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(wait_s, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+    def _wake_up(self) -> None:
+        if self._waiter is not None:
+            _resolve(self._waiter)
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None], *, wake: bool = False) -> None:
+        """Run ``coro`` in the background; ``wake``: pass the loop as soon as it ends.
+
+        Only a sweep wakes the loop (its hits are due at once). Every other operation's
+        follow-up is either timed (polls, the limiter's next token, claims) or picked up
+        by the next pass, at most 0.5 s away: waking a full pass per finished Batch call
+        cost more than the calls' own bookkeeping at thousands of runs.
+        """
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
-            self._wake.set()
+            if wake or self._stopping:
+                self._wake_up()
             if not t.cancelled() and t.exception() is not None:
                 log.error("worker %s: %s failed", self.worker_id, name, exc_info=t.exception())
 
@@ -577,7 +599,7 @@ class Worker:
                 continue
             acc.sweeping = True
             acc.next_sweep = now + timedelta(seconds=self.options.sweep_interval_s)
-            self._spawn(f"sweep-{platform}", self._sweep(platform))
+            self._spawn(f"sweep-{platform}", self._sweep(platform), wake=True)
 
     async def _sweep(self, platform_name: str) -> None:
         acc = self._account(platform_name)
