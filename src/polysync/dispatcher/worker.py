@@ -77,10 +77,10 @@ class WorkerOptions:
     template_max_age_s: float = 10.0
     pool_check_max_age_s: float = 10.0
     catalog_max_age_s: float = 10.0  # Platform/Job/Task reads (decision 0008)
-    commit_window_s: float = 0.2  # run changes this close together share a transaction
+    commit_window_s: float = 0.1  # run changes this close together share a transaction
     sweep_margin_s: float = 5.0
     sweep_lookback_s: float = 60.0  # first sweep: this long before the oldest submission
-    max_parallel_submits: int = 32  # per account
+    max_parallel_submits: int = 128  # per account
     max_parallel_polls: int = 64
     claim_batch: int = 500
     # Claim only what this worker can submit within this horizon at its submit rate, so

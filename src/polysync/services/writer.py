@@ -4,7 +4,7 @@ Use cases describe a run change as an op (``polysync.store.writes``) and ``await
 svc.writer.write(op)``. A CLI command or the API writes each op at once
 (:class:`DirectWriter`); the worker installs
 ``polysync.dispatcher.groupcommit.GroupCommitWriter``, which lets the ops of a short
-window (200 ms) share one transaction (decision 0008). Either way the caller
+window (100 ms) share one transaction (decision 0008). Either way the caller
 gets the run as it is after its op, or the op's error.
 """
 
