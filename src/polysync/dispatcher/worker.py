@@ -80,7 +80,7 @@ class WorkerOptions:
     commit_window_s: float = 0.1  # run changes this close together share a transaction
     sweep_margin_s: float = 5.0
     sweep_lookback_s: float = 60.0  # first sweep: this long before the oldest submission
-    max_parallel_submits: int = 128  # per account
+    max_parallel_submits: int = 32  # per account
     max_parallel_polls: int = 64
     claim_batch: int = 500
     # Claim only what this worker can submit within this horizon at its submit rate, so
