@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from _workload import (
     NONTERMINAL,
@@ -42,7 +41,7 @@ from _workload import (
     setup_polysync,
     start_worker,
 )
-from polysync.store.sql import normalise_url
+from tests.store.conftest import reset_postgres
 from tests.support import wait_until
 
 PG_URL = os.environ.get("POLYSYNC_TEST_POSTGRES_URL", "")
@@ -61,16 +60,6 @@ LEASE_S = "3"
 POOL = "multi"
 TEMPLATE = "multi-template"
 COMMAND = "/bin/sh -c 'sleep $SECS'"
-
-
-def reset_postgres(url: str) -> None:
-    engine = create_engine(normalise_url(url))
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
