@@ -19,21 +19,47 @@ from azure.core.credentials import AzureNamedKeyCredential
 
 from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
 from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from polysync.services import platforms as platform_service
+from polysync.services.context import Services
+
+SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
 
 
-@contextmanager
-def running_emulator(data_dir: Path, *pools: PoolSeed) -> Iterator[EmulatorServer]:
-    """A real emulator server on a free loopback port, with the default account and key."""
-    config = EmulatorConfig(
+def emulator_config(data_dir: Path, *pools: PoolSeed, **extra: object) -> EmulatorConfig:
+    """A free loopback port, the default account and key; ``extra``: other config fields."""
+    return EmulatorConfig(
         host="127.0.0.1",
         port=0,
         account=DEFAULT_ACCOUNT,
         key=DEFAULT_KEY,
         data_dir=data_dir,
         pools=pools,
+        **extra,  # type: ignore[arg-type]  # EmulatorConfig fields, checked at run time
     )
-    with EmulatorServer(config) as emu:
+
+
+@contextmanager
+def running_emulator(data_dir: Path, *pools: PoolSeed) -> Iterator[EmulatorServer]:
+    """A real emulator server on a free loopback port, with the default account and key."""
+    with EmulatorServer(emulator_config(data_dir, *pools)) as emu:
         yield emu
+
+
+def add_emulator_platform(
+    svc: Services, emulator: EmulatorServer, key_env: str, *, resource_group: str = "rg"
+) -> None:
+    """The emulator as platform ``local``, its key read from the ``key_env`` reference."""
+    platform_service.add_platform(
+        svc,
+        platform_service.PlatformInput(
+            name="local",
+            account_url=emulator.endpoint,
+            account_name=emulator.account,
+            subscription_id=SUBSCRIPTION,
+            resource_group=resource_group,
+            key_env=key_env,
+        ),
+    )
 
 
 @contextmanager

@@ -22,10 +22,9 @@ from polysync.api import tokens
 from polysync.api.app import create_app
 from polysync.config import load_settings
 from polysync.dispatcher.worker import WorkerOptions
-from tests.support import create_template, running_emulator, sdk_client
+from tests.support import SUBSCRIPTION, create_template, running_emulator, sdk_client
 
 KEY_ENV = "POLYSYNC_API_TEST_KEY"
-SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
 
 # The template reads its parameters from the environment, like the demo's.
 COMMAND = (

@@ -8,7 +8,8 @@ import pytest
 from azure.batch import BatchClient
 
 from polysync.api.auth import COOKIE_NAME
-from tests.api.conftest import KEY_ENV, SUBSCRIPTION, Api, is_terminal, make_template
+from tests.api.conftest import KEY_ENV, Api, is_terminal, make_template
+from tests.support import SUBSCRIPTION
 
 PROBLEM = "application/problem+json"
 

@@ -15,7 +15,8 @@ from batch_emulator.server import EmulatorServer
 from polysync.api.events import RunEvents, RunWatcher
 from polysync.config import load_settings
 from polysync.services.context import open_services
-from tests.api.conftest import KEY_ENV, SUBSCRIPTION, make_template
+from tests.api.conftest import KEY_ENV, make_template
+from tests.support import SUBSCRIPTION
 
 
 def _events(response: httpx.Response) -> Iterator[dict[str, Any]]:

@@ -10,7 +10,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
-from tests.api.conftest import KEY_ENV, SUBSCRIPTION
+from tests.api.conftest import KEY_ENV
+from tests.support import SUBSCRIPTION
 
 MAX_EXAMPLES = 6
 

@@ -14,34 +14,25 @@ from pathlib import Path
 
 import pytest
 from azure.batch import BatchClient, models
-from azure.core.credentials import AzureNamedKeyCredential
 
-from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
-from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from batch_emulator import DEFAULT_KEY
+from batch_emulator.server import EmulatorServer, PoolSeed
 from polysync.config import load_settings
 from polysync.dispatcher.clock import FakeClock
 from polysync.dispatcher.worker import Worker
 from polysync.domain.models import RetryPolicy, TaskRun
 from polysync.jobtypes.azure_batch.jobtype import BatchJobType
 from polysync.services import jobs as job_service
-from polysync.services import platforms as platform_service
 from polysync.services import tasks as task_service
 from polysync.services.context import Services, open_services
+from tests.support import add_emulator_platform, emulator_config, sdk_client
 
 KEY_ENV = "PS_ENGINE_KEY"
 
 
 def start_emulator(data_dir: Path, **extra: object) -> EmulatorServer:
-    config = EmulatorConfig(
-        host="127.0.0.1",
-        port=0,
-        account=DEFAULT_ACCOUNT,
-        key=DEFAULT_KEY,
-        data_dir=data_dir,
-        pools=(PoolSeed("pool1", nodes=4, slots=64),),
-        **extra,  # type: ignore[arg-type]  # EmulatorConfig fields, checked at run time
-    )
-    return EmulatorServer(config).start()
+    pool = PoolSeed("pool1", nodes=4, slots=64)
+    return EmulatorServer(emulator_config(data_dir, pool, **extra)).start()
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +44,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServe
 
 @pytest.fixture(scope="module")
 def batch(emulator: EmulatorServer) -> Iterator[BatchClient]:
-    client = BatchClient(emulator.endpoint, AzureNamedKeyCredential(emulator.account, emulator.key))
-    yield client
-    client.close()
+    with sdk_client(emulator) as client:
+        yield client
 
 
 async def open_svc(home: Path, emulator: EmulatorServer, *, fake_clock: bool) -> Services:
@@ -64,17 +54,7 @@ async def open_svc(home: Path, emulator: EmulatorServer, *, fake_clock: bool) ->
         svc.clock = FakeClock()
     # Fast SDK retries: the faults tests inject many 5xx and the defaults back off for seconds.
     svc.use_jobtype(BatchJobType(retry_total=3, retry_backoff_factor=0.02))
-    platform_service.add_platform(
-        svc,
-        platform_service.PlatformInput(
-            name="local",
-            account_url=emulator.endpoint,
-            account_name=emulator.account,
-            subscription_id="11111111-2222-3333-4444-555555555555",
-            resource_group="rg",
-            key_env=KEY_ENV,
-        ),
-    )
+    add_emulator_platform(svc, emulator, KEY_ENV)
     return svc
 
 

@@ -24,13 +24,16 @@ from polysync.domain.models import (
 from polysync.errors import InputError, NotFoundError
 from polysync.jobtypes.base import ImportedTemplate
 from polysync.services import jobs as job_service
-from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
 from polysync.services.context import Services, open_services
-from tests.support import create_template, running_emulator, sdk_client, wait_until
-
-SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+from tests.support import (
+    add_emulator_platform,
+    create_template,
+    running_emulator,
+    sdk_client,
+    wait_until,
+)
 
 
 class FakeClock:
@@ -65,17 +68,7 @@ async def svc(
     monkeypatch.setenv("PS_SVC_KEY", DEFAULT_KEY)
     services = open_services(load_settings({"home": tmp_path / "home"}, environ={}))
     services.clock = FakeClock()
-    platform_service.add_platform(
-        services,
-        platform_service.PlatformInput(
-            name="local",
-            account_url=emulator.endpoint,
-            account_name=emulator.account,
-            subscription_id=SUBSCRIPTION,
-            resource_group="rg",
-            key_env="PS_SVC_KEY",
-        ),
-    )
+    add_emulator_platform(services, emulator, "PS_SVC_KEY")
     yield services
     await services.aclose()
     services.close()

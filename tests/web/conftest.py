@@ -26,9 +26,8 @@ from batch_emulator.server import EmulatorServer, PoolSeed
 from polysync.api.app import create_app
 from polysync.api.tokens import Role, create_token
 from polysync.config import load_settings
-from polysync.services import platforms as platform_service
 from polysync.services.context import Services, open_services
-from tests.support import create_template, running_emulator, sdk_client
+from tests.support import add_emulator_platform, create_template, running_emulator, sdk_client
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -42,7 +41,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 KEY_ENV = "POLYSYNC_WEB_TEST_KEY"
-SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 # A laptop screen: the console must be readable at this size.
 VIEWPORT = {"width": 1366, "height": 768}
@@ -119,17 +117,7 @@ def console(
     home = tmp_path_factory.mktemp("home")
     settings = load_settings({"home": home}, environ={})
     svc = open_services(settings)
-    platform_service.add_platform(
-        svc,
-        platform_service.PlatformInput(
-            name="local",
-            account_url=emulator.endpoint,
-            account_name=emulator.account,
-            subscription_id=SUBSCRIPTION,
-            resource_group="rg-web",
-            key_env=KEY_ENV,
-        ),
-    )
+    add_emulator_platform(svc, emulator, KEY_ENV, resource_group="rg-web")
     tokens = {role.value: create_token(svc, f"web-{role.value}", role)[1] for role in Role}
     app = create_app(settings, start_worker=True, services=svc)
     server = _ThreadedServer(
