@@ -432,10 +432,8 @@ class Worker:
             ):
                 neg_priority, run_id = heapq.heappop(acc.pending)
                 queued = self._queued.pop(run_id, None)
-                if run_id in self._busy or queued is None:
-                    acc.limiter.give_back()
-                    if queued is not None:
-                        self._queued[run_id] = queued
+                if queued is None or run_id in self._busy:
+                    acc.limiter.give_back()  # a stale heap entry: its run is already handled
                     continue
                 acc.submitting += 1
                 self._busy.add(run_id)

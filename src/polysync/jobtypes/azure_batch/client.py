@@ -676,7 +676,8 @@ class BatchApi:
         generated methods send: same path quoting, api-version, Accept and content type,
         and the body as ``json.dumps`` writes it.
         """
-        params = {"api-version": self._api_version, **(query or {})}
+        # Ours last: a nextLink's own api-version is replaced, as the SDK's pager does.
+        params = {**(query or {}), "api-version": self._api_version}
         base = path if "://" in path else f"{self.endpoint}{path}"  # nextLinks are absolute
         url = f"{base}?{urlencode(params, quote_via=quote)}"
         # ocp-date set here as the generated methods' ``ocp_date`` would: the signing
