@@ -19,7 +19,7 @@ from typing import Any
 from polysync.dispatcher import tracking
 from polysync.domain import ids, parameters, secrets, states
 from polysync.domain.durations import format_duration_s
-from polysync.domain.models import Failure, RunState, TaskRun, Trigger
+from polysync.domain.models import Failure, Job, RunState, Task, TaskRun, Trigger
 from polysync.errors import (
     ConfigError,
     FingerprintMismatch,
@@ -74,10 +74,8 @@ def _load(svc: Services, run: TaskRun | int) -> TaskRun:
     return run if isinstance(run, TaskRun) else svc.store.get_run(run)
 
 
-def _resolve(svc: Services, run: TaskRun) -> tuple[list[ResolvedParam], dict[str, str]]:
+def _resolve(run: TaskRun, job: Job, task: Task) -> tuple[list[ResolvedParam], dict[str, str]]:
     """Effective values → resolved strings to send, plus their redacted record."""
-    task = svc.catalog.get_task(run.task)
-    job = svc.catalog.get_job(run.job)
     values = parameters.effective_values(job, task.params, run.param_overrides)
     resolved: list[ResolvedParam] = []
     record: dict[str, str] = {}
@@ -107,7 +105,7 @@ async def submit_run(svc: Services, run: TaskRun | int) -> TaskRun:
     platform = svc.catalog.get_platform(run.platform)
     task = svc.catalog.get_task(run.task)
     try:
-        resolved, record = _resolve(svc, run)
+        resolved, record = _resolve(run, job, task)
     except (SecretError, ParameterError) as exc:
         return await _fail(svc, run, "polysync", exc.code, str(exc))
     installation = svc.store.installation_id()
