@@ -500,20 +500,28 @@ class Backend:
         )
         if resize_timeout is not None:
             pool.resize_timeout = resize_timeout
-        self._grow(pool, dedicated, low)
+        self._grow(pool, dedicated, low, now)
         self.pools[pool.id.lower()] = pool
         _insort(self.pool_keys, pool.id.lower())
         self.engine.pool_changed(pool.id.lower())
         return pool
 
-    def _grow(self, pool: Pool, dedicated: int, low: int) -> None:
+    def _grow(self, pool: Pool, dedicated: int, low: int, now: dt.datetime) -> None:
         have_low = sum(1 for n in pool.nodes if n.low_priority and not n.draining)
         have_dedicated = sum(1 for n in pool.nodes if not n.low_priority and not n.draining)
         for count, is_low in ((dedicated - have_dedicated, False), (low - have_low, True)):
             for _ in range(max(0, count)):
                 pool.node_serial += 1
-                node_id = f"tvmps_{pool.id.lower()}_{pool.node_serial:04d}"
-                pool.nodes.append(Node(id=node_id, slots=pool.slots_per_node, low_priority=is_low))
+                serial = pool.node_serial
+                node = Node(
+                    id=f"tvmps_{pool.id.lower()}_{serial:04d}",
+                    slots=pool.slots_per_node,
+                    allocation_time=now,
+                    # Unique within the pool, like the addresses of a pool's subnet.
+                    ip_address=f"10.0.{serial >> 8}.{serial & 0xFF}",
+                    low_priority=is_low,
+                )
+                pool.nodes.append(node)
 
     def resize_pool(self, pool_id: str, body: Any) -> Pool:
         pool = self.get_pool(pool_id)
@@ -547,13 +555,18 @@ class Backend:
                 # Idle nodes go first, like the service picks nodes to remove.
                 victims = sorted(live, key=lambda n: n.used)[:excess]
                 removed.extend(victims)
-        self._grow(pool, dedicated, low)
+        self._grow(pool, dedicated, low, now)
         pool.last_modified = now
         pool.allocation_state = ALLOC_RESIZING
         pool.allocation_state_transition_time = now
         self.engine.pool_resized(pool, removed, deallocation)
         self.engine.pool_changed(pool.id.lower())
         return pool
+
+    def drain_node(self, node: Node) -> None:
+        """A resize removes ``node``: it takes no new tasks and leaves once idle."""
+        node.draining = True
+        node.changed(self.clock.stamp())
 
     def finish_resize(self, pool: Pool) -> None:
         if pool.allocation_state != ALLOC_STEADY:
@@ -1016,6 +1029,7 @@ class Backend:
         task.node = node
         node.used += task.required_slots
         node.running.add(task)
+        node.changed(self.clock.stamp())
         task.job.running.add(task)
         if preparing:
             self._set_task_state(task, TASK_PREPARING)
@@ -1030,6 +1044,7 @@ class Backend:
         if node is not None:
             node.used -= task.required_slots
             node.running.discard(task)
+            node.changed(self.clock.stamp())
         task.node = None
         task.job.running.discard(task)
         return node
@@ -1062,7 +1077,7 @@ class Backend:
         A nonzero exit code is retried while ``retryCount < maxTaskRetryCount`` (-1 means
         forever) and the job still runs tasks (NOTES.md §10.5); everything else completes.
         """
-        self.release_node(task)
+        node = self.release_node(task)
         job = task.job
         limit = task.max_task_retry_count
         if (
@@ -1075,6 +1090,8 @@ class Backend:
             now = self._set_task_state(task, TASK_ACTIVE)
             task.retry_count += 1
             task.last_retry_time = now
+            if node is not None:
+                node.task_ended(task, now)
             return True
         now = self._set_task_state(task, TASK_COMPLETED)
         task.end_time = now
@@ -1082,6 +1099,8 @@ class Backend:
         task.failure = failure
         task.result = "failure" if failure is not None else "success"
         job.incomplete -= 1
+        if node is not None:
+            node.task_ended(task, now)
         self._after_task_completed(task)
         return False
 
@@ -1142,6 +1161,20 @@ class Backend:
         self, after: str | None, limit: int, accept: Callable[[Pool], bool]
     ) -> tuple[list[Pool], bool]:
         return page_over(self.pool_keys, self.pools, after, limit, accept)
+
+    def list_nodes(
+        self, pool: Pool, after: str | None, limit: int, accept: Callable[[Node], bool]
+    ) -> tuple[list[Node], bool]:
+        # A pool's nodes are few (no index kept): sorting them per request is cheap.
+        nodes = {node.id.lower(): node for node in pool.nodes}
+        return page_over(sorted(nodes), nodes, after, limit, accept)
+
+    def get_node(self, pool: Pool, node_id: str) -> Node:
+        key = node_id.lower()
+        for node in pool.nodes:
+            if node.id.lower() == key:
+                return node
+        raise error("NodeNotFound")
 
 
 # --------------------------------------------------------------------------- helpers

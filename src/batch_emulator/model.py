@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,16 @@ TASK_ACTIVE = "active"
 TASK_PREPARING = "preparing"
 TASK_RUNNING = "running"
 TASK_COMPLETED = "completed"
+
+# Node states: the ones the emulator can reach (a node needs no start-up here).
+NODE_IDLE = "idle"
+NODE_RUNNING = "running"
+NODE_LEAVING = "leavingpool"
+
+# recentTasks lists every running task plus at most this many that ended, newest first.
+# The service does not document its bound; 20 keeps a node's body small whatever the
+# task throughput.
+RECENT_ENDED_TASKS = 20
 
 POOL_ACTIVE = "active"
 POOL_DELETING = "deleting"
@@ -57,22 +68,123 @@ def _put(out: JSON, key: str, value: Any) -> None:
         out[key] = value
 
 
+def _task_info(base_url: str, job_id: str, task_id: str, state: str, execution: JSON) -> JSON:
+    """One ``recentTasks`` entry (``BatchTaskInfo``; ``subtaskId`` only for multi-instance)."""
+    return {
+        "taskUrl": f"{base_url}/jobs/{job_id}/tasks/{task_id}",
+        "jobId": job_id,
+        "taskId": task_id,
+        "taskState": state,
+        "executionInfo": execution,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class EndedTask:
+    """A task attempt that ended on a node, as the task stood right then.
+
+    A snapshot rather than the task itself: the task may since have been retried on
+    another node or deleted, and the node must still say what it ran.
+    """
+
+    job_id: str
+    task_id: str
+    state: str
+    execution: JSON
+
+
+def _started(task: Task) -> dt.datetime:
+    return task.start_time or task.creation_time
+
+
 @dataclass(eq=False, slots=True)
 class Node:
     """One compute node of a pool: a group of task slots on this machine."""
 
     id: str
     slots: int
+    allocation_time: dt.datetime
+    ip_address: str
     low_priority: bool = False
     used: int = 0
     running: set[Task] = field(default_factory=set)
     # Being removed by a resize with taskcompletion/retaineddata: takes no new tasks and
     # disappears once idle.
     draining: bool = False
+    # What GET shows, kept up to date by changed()/task_ended() so that rendering a node
+    # never looks at other tasks than its own running ones.
+    state: str = NODE_IDLE
+    state_time: dt.datetime = field(init=False)
+    last_modified: dt.datetime = field(init=False)
+    tasks_run: int = 0
+    tasks_succeeded: int = 0
+    ended: deque[EndedTask] = field(default_factory=lambda: deque(maxlen=RECENT_ENDED_TASKS))
+
+    def __post_init__(self) -> None:
+        self.state_time = self.allocation_time
+        self.last_modified = self.allocation_time
 
     @property
     def free(self) -> int:
         return self.slots - self.used
+
+    @property
+    def etag(self) -> str:
+        return etag_for(self.last_modified)
+
+    def changed(self, now: dt.datetime) -> None:
+        """Its running tasks or draining flag changed: a new state gets a new
+        ``stateTransitionTime``, and the ETag moves whatever changed."""
+        state = NODE_LEAVING if self.draining else NODE_RUNNING if self.running else NODE_IDLE
+        if state != self.state:
+            self.state = state
+            self.state_time = now
+        self.last_modified = now
+
+    def task_ended(self, task: Task, now: dt.datetime) -> None:
+        """An attempt of ``task`` ended here with an outcome (completed or to be retried)."""
+        self.tasks_run += 1
+        if task.result == "success":
+            self.tasks_succeeded += 1
+        self.ended.append(EndedTask(task.job.id, task.id, task.state, task.execution_wire()))
+        self.changed(now)
+
+    def to_wire(self, base_url: str, pool: Pool) -> JSON:
+        out: JSON = {
+            "id": self.id,
+            "url": f"{base_url}/pools/{pool.id}/nodes/{self.id}",
+            "state": self.state,
+            # A draining node takes no new tasks, which is what "disabled" means.
+            "schedulingState": "disabled" if self.draining else "enabled",
+            "stateTransitionTime": format_timestamp(self.state_time),
+            # Emulated nodes never reboot: they boot once, when allocated.
+            "lastBootTime": format_timestamp(self.allocation_time),
+            "allocationTime": format_timestamp(self.allocation_time),
+            "ipAddress": self.ip_address,
+            "affinityId": f"TVM:{self.id}",
+            "vmSize": pool.vm_size,
+            "totalTasksRun": self.tasks_run,
+            "totalTasksSucceeded": self.tasks_succeeded,
+            "runningTasksCount": len(self.running),
+            "runningTaskSlotsCount": self.used,
+        }
+        # Only present once a task has run here, as the service does.
+        if self.running or self.ended:
+            out["recentTasks"] = self.recent_tasks(base_url)
+        out["isDedicated"] = not self.low_priority
+        return out
+
+    def recent_tasks(self, base_url: str) -> list[JSON]:
+        """Running tasks (latest started first), then the ended ones, newest first."""
+        out = [
+            _task_info(base_url, t.job.id, t.id, t.state, t.execution_wire())
+            for t in sorted(self.running, key=_started, reverse=True)
+        ]
+        out.extend(
+            _task_info(base_url, e.job_id, e.task_id, e.state, e.execution)
+            for e in reversed(self.ended)
+        )
+        return out
 
 
 @dataclass(eq=False, slots=True)

@@ -58,6 +58,39 @@ _FILE_FILTER_PROPERTIES: Mapping[str, FilterProperty] = {
     "name": FilterProperty(("name",), "string", frozenset({"eq", "ne", "startswith"})),
 }
 
+_CMP_OPS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
+# Every BatchNodeState value, so a filter on a state the emulator never reaches is valid
+# (and matches nothing) rather than a 400.
+_NODE_STATES = frozenset(
+    {
+        "idle",
+        "rebooting",
+        "reimaging",
+        "running",
+        "unusable",
+        "creating",
+        "starting",
+        "waitingforstarttask",
+        "starttaskfailed",
+        "unknown",
+        "leavingpool",
+        "offline",
+        "preempted",
+        "upgradingos",
+        "deallocated",
+        "deallocating",
+    }
+)
+#: List nodes (OData filter doc, "List nodes in a pool"), plus ``id``, which the doc does
+#: not list but which selects one node cheaply.
+_NODE_FILTER_PROPERTIES: Mapping[str, FilterProperty] = {
+    "id": FilterProperty(("id",), "string", frozenset({"eq", "ne", "startswith"})),
+    "state": FilterProperty(("state",), "enum", frozenset({"eq", "ne"}), _NODE_STATES),
+    "stateTransitionTime": FilterProperty(("stateTransitionTime",), "datetime", _CMP_OPS),
+    "lastBootTime": FilterProperty(("lastBootTime",), "datetime", _CMP_OPS),
+    "allocationTime": FilterProperty(("allocationTime",), "datetime", _CMP_OPS),
+}
+
 
 @dataclass(slots=True)
 class Request:
@@ -298,6 +331,10 @@ class BatchApi:
                 )
             if n == 3 and parts[2] == "resize":
                 return self._dispatch(req, {"POST": self.resize_pool}, pool_id)
+            if n == 3 and parts[2] == "nodes":
+                return self._dispatch(req, {"GET": self.list_nodes}, pool_id)
+            if n == 4 and parts[2] == "nodes":
+                return self._dispatch(req, {"GET": self.get_node}, pool_id, parts[3])
         raise error("InvalidUri")
 
     def _dispatch(
@@ -458,6 +495,29 @@ class BatchApi:
         url = f"{req.base_url}/pools/{pool.id}/resize".encode()
         return self._empty(
             req, 202, [(b"dataserviceid", url), *_entity_headers(pool.etag, pool.last_modified)]
+        )
+
+    # ------------------------------------------------------------------ nodes
+
+    def list_nodes(self, req: Request, pool_id: str) -> Response:
+        query = _list_query(req, _NODE_FILTER_PROPERTIES)
+        pool = self.backend.get_pool(pool_id)
+        base = req.base_url
+        backend = self.backend
+        return self._list(
+            req,
+            "nodes",
+            query,
+            lambda after, limit, accept: backend.list_nodes(pool, after, limit, accept),
+            lambda node: node.to_wire(base, pool),
+            lambda node: node.id.lower(),
+        )
+
+    def get_node(self, req: Request, pool_id: str, node_id: str) -> Response:
+        pool = self.backend.get_pool(pool_id)
+        node = self.backend.get_node(pool, node_id)
+        return self._single(
+            req, "nodes/@Element", node.to_wire(req.base_url, pool), node.etag, node.last_modified
         )
 
     # ------------------------------------------------------------------ jobs

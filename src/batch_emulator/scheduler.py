@@ -228,7 +228,7 @@ class Scheduler:
 
     def pool_resized(self, pool: Pool, removed: list[Node], deallocation: str) -> None:
         for node in removed:
-            node.draining = True
+            self.backend.drain_node(node)
             if deallocation in ("requeue", "terminate"):
                 for task in list(node.running):
                     if deallocation == "requeue":

@@ -36,6 +36,23 @@ def test_worker_cadence(state: RunState, age_s: float, expected_s: float) -> Non
     assert WORKER_CADENCE.delay_s(state, age_s, rand=0.5) == pytest.approx(expected_s)
 
 
+@pytest.mark.parametrize(
+    ("state", "age_s", "expected_s"),
+    [
+        (RunState.STARTING, 0, 10.0),  # the node sweep shows the start: polls are a net
+        (RunState.STARTING, 30, 15.0),
+        (RunState.STARTING, 600, 30.0),
+        (RunState.RUNNING, 0, 30.0),  # Running is the same either way
+        (RunState.RUNNING, 86_400, 300.0),
+    ],
+)
+def test_worker_cadence_for_runs_the_node_sweep_covers(
+    state: RunState, age_s: float, expected_s: float
+) -> None:
+    got = WORKER_CADENCE.delay_s(state, age_s, rand=0.5, swept=True)
+    assert got == pytest.approx(expected_s)
+
+
 @pytest.mark.parametrize(("rand", "factor"), [(0.0, 0.9), (0.5, 1.0), (1.0, 1.1)])
 def test_cadence_jitter_spreads_by_ten_percent(rand: float, factor: float) -> None:
     assert WORKER_CADENCE.delay_s(RunState.STARTING, 0, rand=rand) == pytest.approx(factor)
@@ -107,6 +124,8 @@ def test_quota_holds_submissions_with_backoff_until_a_success() -> None:
         ),
         ("POST", "/jobs/j/terminate", "POST /jobs/{jobId}/terminate"),
         ("GET", "/pools/p1", "GET /pools/{poolId}"),
+        ("GET", "/pools/p1/nodes", "GET /pools/{poolId}/nodes"),
+        ("GET", "/pools/p1/nodes/tvm-1", "GET /pools/{poolId}/nodes/{nodeId}"),
     ],
 )
 def test_operation_names_hide_ids(method: str, path: str, expected: str) -> None:

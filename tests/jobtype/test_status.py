@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from polysync.jobtypes.azure_batch.status import decode_status, decode_task, parse_time
+from polysync.jobtypes.azure_batch.status import (
+    decode_status,
+    decode_task,
+    parse_time,
+    recent_tasks,
+)
 from polysync.jobtypes.base import ProviderStatus
 
 
@@ -126,3 +131,62 @@ def test_spec_example_get_task_decodes() -> None:
 )
 def test_parse_time(text: str | None, expected: datetime | None) -> None:
     assert parse_time(text) == expected
+
+
+_NODE = {
+    "id": "tvm-3",
+    "recentTasks": [
+        {  # ours, running
+            "taskUrl": "https://acct/jobs/ps-ab12-r1-a1/tasks/t",
+            "jobId": "ps-ab12-r1-a1",
+            "taskId": "t",
+            "taskState": "running",
+            "executionInfo": {"startTime": "2026-01-01T00:00:05.1234567Z", "retryCount": 0},
+        },
+        {  # ours (ids are case-insensitive), ended with exit code 0
+            "jobId": "PS-AB12-r2-a1",
+            "taskId": "t",
+            "taskState": "completed",
+            "executionInfo": {
+                "startTime": "2026-01-01T00:00:01Z",
+                "endTime": "2026-01-01T00:00:09Z",
+                "exitCode": 0,
+            },
+        },
+        {  # ours, failed: decoded as a poll would, failure included
+            "jobId": "ps-ab12-r3-a2",
+            "taskId": "t",
+            "taskState": "completed",
+            "executionInfo": {"exitCode": 2, "endTime": "2026-01-01T00:00:09Z"},
+        },
+        {"jobId": "someone-elses-job", "taskId": "t", "taskState": "running"},
+        {"jobId": "ps-ab12-r4-a1", "taskId": "t", "subtaskId": 1, "taskState": "running"},
+        {"jobId": "ps-ab12-r5-a1", "taskState": "running"},  # no task id: skipped
+        "not an object",
+    ],
+}
+
+
+def test_recent_tasks_of_a_node_are_ours_decoded_like_a_poll() -> None:
+    got = list(recent_tasks(_NODE, "ps-ab12-"))
+    assert [(t.batch_job_id, t.batch_task_id) for t in got] == [
+        ("ps-ab12-r1-a1", "t"),
+        ("PS-AB12-r2-a1", "t"),
+        ("ps-ab12-r3-a2", "t"),
+    ]
+    running, succeeded, failed = (t.poll for t in got)
+    assert running.status is ProviderStatus.RUNNING
+    assert running.node_id == "tvm-3"
+    assert running.start_time == datetime(2026, 1, 1, 0, 0, 5, 123456, tzinfo=UTC)
+    assert succeeded.status is ProviderStatus.SUCCESS
+    assert (succeeded.exit_code, succeeded.end_time) == (
+        0,
+        datetime(2026, 1, 1, 0, 0, 9, tzinfo=UTC),
+    )
+    assert failed.status is ProviderStatus.FAILED
+    assert failed.failure is not None and failed.failure.code == "FailureExitCode"
+
+
+@pytest.mark.parametrize("node", [{"id": "n"}, {"id": "n", "recentTasks": None}, {}])
+def test_a_node_that_never_ran_a_task_lists_nothing(node: dict[str, Any]) -> None:
+    assert list(recent_tasks(node, "ps-")) == []

@@ -25,7 +25,7 @@ TABLES = {"meta", "platforms", "jobs", "tasks", "task_runs", "run_attempts", "ru
 def test_empty_database_is_migrated_to_head(db_url: str) -> None:
     store = SqlStore.open(db_url)
     try:
-        assert store.current_revision() == head_revision() == "0002"
+        assert store.current_revision() == head_revision() == "0003"
         names = set(inspect(store.engine).get_table_names())
         assert names >= TABLES | {"alembic_version"}
     finally:
@@ -206,3 +206,20 @@ def test_urls_are_normalised_and_shown_without_password(url: str, expected: str)
 def test_invalid_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="is not valid"):
         SqlStore.open("not a url at all")
+
+
+def test_upgrade_from_0002_keeps_runs_without_a_pool(db_url: str) -> None:
+    """0003 adds ``batch_pool_id``: runs made before it read back with no pool."""
+    store = SqlStore.open(db_url)
+    objs = seed(store)
+    run = new_run(store, objs)
+    with store.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0002")
+        assert "batch_pool_id" not in {c["name"] for c in inspect(conn).get_columns("task_runs")}
+    store.upgrade()
+    try:
+        again = store.get_run(run.id)
+        assert again.batch_pool_id is None
+        assert (again.id, again.state, again.task) == (run.id, run.state, run.task)
+    finally:
+        store.close()

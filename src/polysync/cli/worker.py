@@ -45,6 +45,16 @@ def worker(
         float,
         typer.Option("--sweep-interval", min=0.05, help="Seconds between completion sweeps."),
     ] = 1.0,
+    node_sweep: Annotated[
+        bool,
+        typer.Option(
+            "--node-sweep/--no-node-sweep",
+            help=(
+                "Each sweep also lists the nodes of the runs' pools, which shows tasks start "
+                "and succeed without a call per run; off: one GET task per run does it."
+            ),
+        ),
+    ] = True,
     exit_when_idle: Annotated[
         bool,
         typer.Option("--exit-when-idle", help="Exit once no run is Queued, Starting or Running."),
@@ -69,6 +79,7 @@ def worker(
             concurrency=concurrency,
             submit_rate=submit_rate,
             sweep_interval_s=sweep_interval,
+            node_sweep=node_sweep,
             lease_s=lease,
             exit_when_idle=exit_when_idle,
             metrics_path=metrics_dir(s.services.settings.home) / f"{_safe(wid)}.json",
@@ -90,6 +101,7 @@ def worker(
             render.err_console.print(
                 f"worker {wid}: running (submit rate {submit_rate:g}/s per account, sweep "
                 f"every {sweep_interval:g} s"
+                + ("" if node_sweep else ", no node sweep")
                 + (f", metrics on http://127.0.0.1:{metrics_port}/metrics" if server else "")
                 + "). Stop with Ctrl-C or SIGTERM."
             )

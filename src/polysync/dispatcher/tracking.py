@@ -1,7 +1,8 @@
 """Pure tracking rules: when to poll a run next, backoff, and the sweep's time window.
 
-Completion is found by the sweep (one ``GET /jobs`` per account, docs/engine.md); per-run
-polls exist to show Starting → Running and as a slow safety net. Their cadence depends
+Completion is found by the sweeps (one ``GET /jobs`` per account, and the nodes of the
+runs' pools, docs/engine.md); per-run polls show Starting → Running where no node sweep
+covers the run, and are a slow safety net everywhere. Their cadence depends
 only on the state and on the attempt's age, so it survives a restart without memory:
 ``delay = clamp(age × ratio, first, cap) × jitter``. Polling at a fixed fraction of the
 age is exponential backoff expressed in time: a young run is looked at often, an old one
@@ -29,14 +30,26 @@ class Phase:
 
 @dataclass(frozen=True, slots=True)
 class Cadence:
-    """Per-run poll delays for Starting and Running runs, with ± ``jitter`` spread."""
+    """Per-run poll delays for Starting and Running runs, with ± ``jitter`` spread.
+
+    ``swept_starting`` replaces ``starting`` for a run whose pool the node sweep lists
+    (decision 0009): the sweep shows its task start, so its polls are only a safety net.
+    """
 
     starting: Phase
     running: Phase
     jitter: float = 0.1
+    swept_starting: Phase | None = None
 
-    def delay_s(self, state: RunState, age_s: float, rand: float | None = None) -> float:
-        phase = self.running if state is RunState.RUNNING else self.starting
+    def delay_s(
+        self, state: RunState, age_s: float, rand: float | None = None, *, swept: bool = False
+    ) -> float:
+        if state is RunState.RUNNING:
+            phase = self.running
+        elif swept and self.swept_starting is not None:
+            phase = self.swept_starting
+        else:
+            phase = self.starting
         base = phase.delay_s(max(age_s, 0.0))
         # Jitter spreads runs submitted together, so their polls do not arrive in bursts.
         r = random.random() if rand is None else rand  # noqa: S311 - load spreading, not crypto
@@ -48,8 +61,11 @@ WORKER_CADENCE = Cadence(
     starting=Phase(first_s=1.0, ratio=0.5, cap_s=30.0),
     # Running: the sweep finds the end; this is the safety poll, 30 s → 5 min.
     running=Phase(first_s=30.0, ratio=0.5, cap_s=300.0),
+    # Starting in a pool the node sweep lists: it sees the task start within a sweep, so
+    # the poll is a safety net (and finds a task still waiting for a node): 10 s → 30 s.
+    swept_starting=Phase(first_s=10.0, ratio=0.5, cap_s=30.0),
 )
-"""The worker's cadence: the sweep detects completion, polls only show progress."""
+"""The worker's cadence: sweeps see tasks start and end; polls are the safety net."""
 
 RUN_ONCE_CADENCE = Cadence(
     # One run, no sweep: polls are the detection, so they stay brisk (0.25 s → 15 s).

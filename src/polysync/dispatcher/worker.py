@@ -8,11 +8,13 @@ One loop per process (:meth:`Worker.run`), each pass (:meth:`Worker.step`):
 3. claim Queued runs that are due, highest priority first (``claim_queued``);
 4. submit them through ``services.runs.submit_run``, paced by one
    :class:`~polysync.dispatcher.ratelimit.AccountLimiter` per Batch account;
-5. sweep: one paged ``GET /jobs`` per account finds every run job completed since the
-   last sweep (docs/engine.md); those runs are polled at once for their exit code;
-6. poll the runs whose adaptive per-run poll is due (Starting → Running, the safety
-   poll, execution timeouts) with ``services.runs.advance_run`` — the same step
-   `polysync task run` uses.
+5. sweep, per account: the nodes of the pools its runs use (``recentTasks``, decision
+   0009) show which tasks started and which ended with exit code 0 — recorded without a
+   poll; then one paged ``GET /jobs`` finds every run job completed since the last sweep
+   (docs/engine.md), and the runs not settled yet are polled at once for their outcome;
+6. poll the runs whose adaptive per-run poll is due (Starting → Running where no node
+   sweep covers the run, the safety poll, execution timeouts) with
+   ``services.runs.advance_run`` — the same step `polysync task run` uses.
 
 Everything that survives a crash is in the store: Batch ids before the create calls (D5),
 states, leases. In memory there are only each run's latest copy and its poll schedule,
@@ -42,8 +44,9 @@ from polysync.dispatcher.metrics import Metrics
 from polysync.dispatcher.ratelimit import AccountLimiter
 from polysync.dispatcher.tracking import WORKER_CADENCE, Cadence, SweepWindow
 from polysync.domain import ids
-from polysync.domain.models import RunState, TaskRun
+from polysync.domain.models import Platform, RunState, TaskRun
 from polysync.errors import PlatformError, QuotaError, ThrottledError
+from polysync.jobtypes.base import PollResult, ProviderStatus
 from polysync.services import runs
 from polysync.services.context import Catalog, Services
 from polysync.services.writer import RunWriter
@@ -79,6 +82,9 @@ class WorkerOptions:
     catalog_max_age_s: float = 10.0  # Platform/Job/Task reads (decision 0008)
     commit_window_s: float = 0.1  # run changes this close together share a transaction
     sweep_margin_s: float = 5.0
+    # List the nodes of the runs' pools each sweep (decision 0009); off: polls alone show
+    # Starting → Running, and each finished run costs a GET task.
+    node_sweep: bool = True
     sweep_lookback_s: float = 60.0  # first sweep: this long before the oldest submission
     max_parallel_submits: int = 32  # per account
     max_parallel_polls: int = 64
@@ -127,6 +133,7 @@ class _Account:
     sweeping: bool = False
     next_sweep: datetime | None = None
     window: SweepWindow | None = None
+    nodes_off: bool = False  # the credential may not list nodes: polls only (0009)
 
 
 class Worker:
@@ -146,6 +153,7 @@ class Worker:
         self._seq = itertools.count()
         self._accounts: dict[str, _Account] = {}
         self._busy: set[int] = set()  # runs with an operation in flight
+        self._observing: set[int] = set()  # busy recording what a node sweep saw
         self._tasks: set[asyncio.Task[None]] = set()
         self._polling = 0
         self._stopping = False
@@ -383,7 +391,7 @@ class Worker:
                 full = self.svc.store.get_run(run.id)  # with history: submission time
                 submitted = runs.entered(full, RunState.STARTING) or now
                 age_s = (now - submitted).total_seconds()
-                delay_s = self.options.cadence.delay_s(full.state, age_s)
+                delay_s = self.options.cadence.delay_s(full.state, age_s, swept=self._swept(full))
                 self._track(full, now + timedelta(seconds=delay_s))
 
     def _claim_target(self) -> int:
@@ -540,12 +548,19 @@ class Worker:
             tracked.run = run
         # The schedule is not stored: after a restart it follows from the attempt's age.
         age_s = (now - tracked.submitted_at).total_seconds()
-        delay_s = self.options.cadence.delay_s(run.state, age_s)
+        delay_s = self.options.cadence.delay_s(run.state, age_s, swept=self._swept(run))
         if run.cancel_requested:
             # A cancel is under way (its own command ends the run); look again soon in
             # case that command died before recording the outcome.
             delay_s = min(delay_s, self.options.cadence.starting.first_s)
         self._schedule(tracked, now + timedelta(seconds=delay_s))
+
+    def _swept(self, run: TaskRun) -> bool:
+        """True when the node sweep lists the run's pool (it sees the task start)."""
+        if not self.options.node_sweep or run.batch_pool_id is None:
+            return False
+        acc = self._accounts.get(run.platform)
+        return acc is None or not acc.nodes_off
 
     def _launch_polls(self, now: datetime) -> None:
         while self._polls and self._polls[0][0] <= now:
@@ -610,6 +625,25 @@ class Worker:
                 start = oldest - timedelta(seconds=self.options.sweep_lookback_s)
                 acc.window = SweepWindow(start, self.options.sweep_margin_s)
             platform = self.svc.store.get_platform(platform_name)
+            if self.options.node_sweep and not acc.nodes_off:
+                try:
+                    await self._sweep_nodes(platform_name, platform)
+                except ThrottledError:
+                    raise
+                except PlatformError as exc:
+                    self.metrics.events["node_sweep_errors"] += 1
+                    if runs.is_transient(exc):
+                        log.info("platform %s: node sweep failed for now: %s", platform_name, exc)
+                    else:
+                        # E.g. a role that may read jobs but not nodes: say so once, then
+                        # work as without the node sweep (a poll per run shows its start).
+                        acc.nodes_off = True
+                        log.warning(
+                            "platform %s: cannot list pool nodes (%s); this worker polls "
+                            "each run instead (more Batch calls per run)",
+                            platform_name,
+                            exc,
+                        )
             found = await self.svc.jobtype.sweep_completed(
                 platform, self._prefix, acc.window.since()
             )
@@ -623,6 +657,8 @@ class Worker:
                 tracked = self._tracked.get(parsed[1])
                 if tracked is None or tracked.attempt != parsed[2] or tracked.next_poll <= now:
                     continue
+                if tracked.run_id in self._observing:
+                    continue  # the node sweep saw it end: being recorded already
                 hits += 1
                 self._schedule(tracked, now)
             self.metrics.events["sweeps"] += 1
@@ -637,3 +673,63 @@ class Worker:
             self.metrics.events["sweep_errors"] += 1
         finally:
             acc.sweeping = False
+
+    async def _sweep_nodes(self, platform_name: str, platform: Platform) -> None:
+        """Record what the nodes of this account's pools show (decision 0009).
+
+        A task seen running moves its Starting run to Running, and one seen completed with
+        exit code 0 ends its run Succeeded, without a poll. Anything else a node shows
+        (a failure, an odd state) is polled at once: the poll reads the task's failure
+        details and stderr. A run with a cancel under way or past its execution timeout is
+        left to its poll, which owns those outcomes.
+        """
+        pools = {
+            t.run.batch_pool_id
+            for t in self._tracked.values()
+            if t.platform == platform_name and t.run.batch_pool_id is not None
+        }
+        if not pools:
+            return
+        seen = await self.svc.jobtype.sweep_nodes(platform, sorted(pools), self._prefix)
+        now = self.clock()
+        observed = polled = 0
+        for item in seen:
+            parsed = ids.parse_batch_job_id(item.batch_job_id)
+            if parsed is None or parsed[0] != self._installation:
+                continue
+            tracked = self._tracked.get(parsed[1])
+            if tracked is None or tracked.attempt != parsed[2] or tracked.run_id in self._busy:
+                continue
+            run, poll = tracked.run, item.poll
+            if (run.batch_task_id or "").lower() != item.batch_task_id.lower():
+                continue
+            status = poll.status
+            if status is ProviderStatus.STARTING or (
+                status is ProviderStatus.RUNNING and run.state is not RunState.STARTING
+            ):
+                continue  # nothing new
+            settled = status in (ProviderStatus.RUNNING, ProviderStatus.SUCCESS)
+            late = tracked.deadline is not None and now >= tracked.deadline
+            if settled and not run.cancel_requested and not late:
+                observed += 1
+                self._busy.add(run.id)
+                self._observing.add(run.id)
+                self._spawn(f"observe-{run.id}", self._observe(tracked, poll))
+            elif tracked.next_poll > now:
+                polled += 1
+                self._schedule(tracked, now)
+        self.metrics.events["node_sweeps"] += 1
+        self.metrics.events["node_sweep_observed"] += observed
+        self.metrics.events["node_sweep_hits"] += polled
+
+    async def _observe(self, tracked: _Tracked, poll: PollResult) -> None:
+        try:
+            run = await runs.apply_poll(self.svc, tracked.run, poll)
+        except Exception as exc:  # noqa: BLE001 - the run's own poll will see it instead
+            log.warning("run %s: recording a node sighting failed (%s)", tracked.run_id, exc)
+            self._schedule(tracked, self.clock())
+        else:
+            self._after(run, polled=True)
+        finally:
+            self._busy.discard(tracked.run_id)
+            self._observing.discard(tracked.run_id)

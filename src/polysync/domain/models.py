@@ -227,6 +227,8 @@ class TaskRun:
     priority: int = 0
     batch_job_id: str | None = None
     batch_task_id: str | None = None
+    # The pool the current attempt's job went to; None for an auto pool or before submit.
+    batch_pool_id: str | None = None
     monitor_url: str | None = None
     exit_code: int | None = None
     failure: Failure | None = None

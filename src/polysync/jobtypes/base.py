@@ -11,7 +11,7 @@ references by the caller, so a job type never touches env:/file: references itse
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -75,6 +75,8 @@ class SubmitResult:
     # (a retry after a lost response, or a restart between calls) and we adopted it.
     adopted: bool = False
     warnings: tuple[str, ...] = ()
+    # The template's poolInfo.poolId the job was created in; None for an auto pool.
+    pool_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,19 @@ class CompletedJob:
 
     id: str
     end_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTask:
+    """A task seen in a compute node's ``recentTasks`` by a node sweep (decision 0009).
+
+    ``poll`` is decoded exactly as a ``GET task`` would be (D6), from the state and
+    execution info the node lists, so a Running or Success seen there needs no poll.
+    """
+
+    batch_job_id: str
+    batch_task_id: str
+    poll: PollResult
 
 
 class CancelOutcome(enum.StrEnum):
@@ -143,6 +158,12 @@ class JobType(Protocol):
         self, platform: Platform, id_prefix: str, since: datetime
     ) -> list[CompletedJob]:
         """Jobs whose id starts with ``id_prefix`` that completed at or after ``since``."""
+        ...
+
+    async def sweep_nodes(
+        self, platform: Platform, pool_ids: Collection[str], id_prefix: str
+    ) -> list[NodeTask]:
+        """The recent tasks of every node of ``pool_ids`` whose job id starts with the prefix."""
         ...
 
     def monitor_url(self, platform: Platform, batch_job_id: str) -> str: ...

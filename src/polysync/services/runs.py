@@ -157,7 +157,7 @@ async def submit_run(svc: Services, run: TaskRun | int) -> TaskRun:
             reason,
             expected_from=frozenset({RunState.QUEUED}),
             at=svc.clock(),
-            fields={"waiting_reason": None},
+            fields={"waiting_reason": None, "batch_pool_id": result.pool_id},
         )
     )
     if started.state is RunState.CANCELLED:
@@ -251,6 +251,17 @@ async def refresh_run(svc: Services, run: TaskRun | int) -> TaskRun:
         return run
     platform = svc.catalog.get_platform(run.platform)
     poll = await svc.jobtype.poll(platform, run)
+    return await apply_poll(svc, run, poll)
+
+
+async def apply_poll(svc: Services, run: TaskRun, poll: PollResult) -> TaskRun:
+    """Record what Batch said about ``run``'s task (a poll, or a node sweep's sighting).
+
+    ``run`` is the copy the caller decided with; the store's compare-and-set guards catch
+    one that is out of date.
+    """
+    if run.state.is_terminal or run.state is RunState.QUEUED:
+        return run
     if poll.missing:
         return await _fail(
             svc,

@@ -40,6 +40,7 @@ def run_view(run: TaskRun) -> dict[str, Any]:
         "run_id": run.run_id,
         "batch_job_id": run.batch_job_id,
         "batch_task_id": run.batch_task_id,
+        "batch_pool_id": run.batch_pool_id,
         "monitor_url": run.monitor_url,
         "exit_code": run.exit_code,
         "failure": failure_view(run.failure),

@@ -206,6 +206,9 @@ task_runs = Table(
     # The current attempt's Batch objects (every attempt's are in run_attempts).
     Column("batch_job_id", String(ID_LEN), nullable=True),
     Column("batch_task_id", String(ID_LEN), nullable=True),
+    # The pool the attempt's job went to (its template's poolInfo.poolId; None for an
+    # auto pool): the worker lists that pool's nodes to see tasks start and end (0009).
+    Column("batch_pool_id", String(ID_LEN), nullable=True),
     Column("monitor_url", Text, nullable=True),
     Column("exit_code", Integer, nullable=True),
     # {"category", "code", "message", "details": [[k, v], ...], "stderr_tail"}

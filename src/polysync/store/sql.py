@@ -403,6 +403,7 @@ def _run(row: Row[Any] | Mapping[str, Any], history: Sequence[HistoryEntry] = ()
         priority=m["priority"],
         batch_job_id=m["batch_job_id"],
         batch_task_id=m["batch_task_id"],
+        batch_pool_id=m["batch_pool_id"],
         monitor_url=m["monitor_url"],
         exit_code=m["exit_code"],
         failure=_failure_from_json(m["failure"]),

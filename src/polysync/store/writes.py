@@ -28,6 +28,7 @@ RUN_FIELDS = frozenset(
     {
         "attempt",
         "batch_job_id",
+        "batch_pool_id",
         "batch_task_id",
         "cancel_requested",
         "claimed_by",
@@ -55,6 +56,7 @@ PER_ATTEMPT_FIELDS: Mapping[str, object] = MappingProxyType(
     {
         "batch_job_id": None,
         "batch_task_id": None,
+        "batch_pool_id": None,
         "monitor_url": None,
         "exit_code": None,
         "failure": None,

@@ -248,7 +248,13 @@ class CallObserver(Protocol):
 
 
 _OPERATION_KEY = "polysync_operation"
-_ID_SEGMENTS = {"jobs": "{jobId}", "tasks": "{taskId}", "pools": "{poolId}", "files": "{path}"}
+_ID_SEGMENTS = {
+    "jobs": "{jobId}",
+    "tasks": "{taskId}",
+    "pools": "{poolId}",
+    "nodes": "{nodeId}",
+    "files": "{path}",
+}
 
 
 def operation_name(method: str, path: str) -> str:
@@ -625,7 +631,32 @@ class BatchApi:
         worker's sweep lists each finished run's job a few times (its 5 s margin), so at
         thousands of runs that conversion was a sixth of the worker's CPU (decision 0007).
         """
-        action = "listing jobs"
+        async for job in self._list("/jobs", "listing jobs", select, filter, max_results):
+            yield job
+
+    async def list_nodes(
+        self,
+        pool_id: str,
+        *,
+        select: Sequence[str] | None = None,
+        filter: str | None = None,
+        max_results: int | None = None,
+    ) -> AsyncIterator[JSON]:
+        """``GET /pools/{id}/nodes``, all pages, as wire JSON (the worker's node sweep)."""
+        path = f"/pools/{_segment(pool_id)}/nodes"
+        action = f"listing the nodes of pool {pool_id}"
+        async for node in self._list(path, action, select, filter, max_results):
+            yield node
+
+    async def _list(
+        self,
+        path: str,
+        action: str,
+        select: Sequence[str] | None,
+        filter: str | None,
+        max_results: int | None,
+    ) -> AsyncIterator[JSON]:
+        """A list operation, following ``odata.nextLink`` page by page (streams)."""
         params: dict[str, str] = {}
         if select:
             params["$select"] = ",".join(select)
@@ -633,14 +664,14 @@ class BatchApi:
             params["$filter"] = filter
         if max_results is not None:
             params["maxresults"] = str(max_results)
-        url: str | None = "/jobs"
+        url: str | None = path
         try:
             while url is not None:
                 page = await self._page(url, params)
                 params = {}  # the next link carries the query (NOTES.md §5)
-                for job in page.get("value") or ():
-                    if isinstance(job, dict):
-                        yield job
+                for item in page.get("value") or ():
+                    if isinstance(item, dict):
+                        yield item
                 link = page.get("odata.nextLink")
                 url = str(link) if link else None
         except (AzureError, ValueError) as exc:  # ValueError: a page that is not JSON

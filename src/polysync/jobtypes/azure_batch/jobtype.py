@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,7 @@ from polysync.jobtypes.base import (
     DiscoveredJob,
     FileChunk,
     ImportedTemplate,
+    NodeTask,
     PollResult,
     ProviderStatus,
     SubmitRequest,
@@ -415,6 +416,7 @@ class BatchJobType:
             batch_task_id=task_id,
             adopted=adopted,
             warnings=run_plan.warnings,
+            pool_id=run_plan.pool_id,
         )
 
     @staticmethod
@@ -497,6 +499,29 @@ class BatchJobType:
             info = job.get("executionInfo")
             end = _parse_time(info.get("endTime")) if isinstance(info, Mapping) else None
             out.append(CompletedJob(id=str(job.get("id", "")), end_time=end))
+        return out
+
+    async def sweep_nodes(
+        self, platform: Platform, pool_ids: Collection[str], id_prefix: str
+    ) -> list[NodeTask]:
+        """Our tasks among the ``recentTasks`` of every node of ``pool_ids`` (decision 0009).
+
+        One paged ``GET /pools/{id}/nodes?$select=id,recentTasks`` per pool shows every
+        task that started or ended on a node lately, with its state and execution info —
+        what a ``GET task`` per run would say, for all runs of the pool at once. A pool
+        that is gone is skipped (its runs' polls report what became of them).
+        """
+        api = await self.api(platform)
+        prefix = id_prefix.lower()
+        out: list[NodeTask] = []
+        for pool_id in pool_ids:
+            try:
+                async for node in api.list_nodes(pool_id, select=status.NODE_SELECT):
+                    out.extend(status.recent_tasks(node, prefix))
+            except PlatformError as exc:
+                if exc.batch_code != "PoolNotFound":
+                    raise
+                log.debug("node sweep: pool %s of platform %s is gone", pool_id, platform.name)
         return out
 
     # ------------------------------------------------------------------ poll (D6)

@@ -20,15 +20,18 @@ needs neither the SDK nor the network.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from polysync.domain.models import Failure
-from polysync.jobtypes.base import PollResult, ProviderStatus
+from polysync.jobtypes.base import NodeTask, PollResult, ProviderStatus
 
 # What poll asks for: only the fields this decoder reads (NOTES.md §8 $select).
 TASK_SELECT: tuple[str, ...] = ("id", "state", "executionInfo", "nodeInfo")
+
+# What the node sweep asks of each node (decision 0009).
+NODE_SELECT: tuple[str, ...] = ("id", "recentTasks")
 
 _STARTING = frozenset({"active", "preparing"})
 
@@ -125,3 +128,27 @@ def decode_task(task: Mapping[str, Any]) -> PollResult:
         node_id=str(node_id) if node_id else None,
         retry_count=_int(execution.get("retryCount")) or 0,
     )
+
+
+def recent_tasks(node: Mapping[str, Any], prefix: str) -> Iterator[NodeTask]:
+    """A listed node's ``recentTasks`` whose job id starts with ``prefix`` (lower-case).
+
+    Each entry carries the task's state and executionInfo, so it decodes exactly as the
+    task's own ``GET`` would; the node is the one listed. Batch ids are case-insensitive
+    (NOTES.md §9.4). Multi-instance subtasks are not runs and are skipped.
+    """
+    node_id = node.get("id")
+    for entry in node.get("recentTasks") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        job_id, task_id = entry.get("jobId"), entry.get("taskId")
+        if not isinstance(job_id, str) or not isinstance(task_id, str):
+            continue
+        if not job_id.lower().startswith(prefix) or entry.get("subtaskId") is not None:
+            continue
+        wire = {
+            "state": entry.get("taskState"),
+            "executionInfo": entry.get("executionInfo"),
+            "nodeInfo": {"nodeId": node_id},
+        }
+        yield NodeTask(job_id, task_id, decode_task(wire))
