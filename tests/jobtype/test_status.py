@@ -184,7 +184,8 @@ def test_recent_tasks_of_a_node_are_ours_decoded_like_a_poll() -> None:
         datetime(2026, 1, 1, 0, 0, 9, tzinfo=UTC),
     )
     assert failed.status is ProviderStatus.FAILED
-    assert failed.failure is not None and failed.failure.code == "FailureExitCode"
+    assert failed.failure is not None
+    assert failed.failure.code == "FailureExitCode"
 
 
 @pytest.mark.parametrize("node", [{"id": "n"}, {"id": "n", "recentTasks": None}, {}])
