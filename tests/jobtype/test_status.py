@@ -174,7 +174,7 @@ def test_recent_tasks_of_a_node_are_ours_decoded_like_a_poll() -> None:
         ("PS-AB12-r2-a1", "t"),
         ("ps-ab12-r3-a2", "t"),
     ]
-    running, succeeded, failed = (t.poll for t in got)
+    running, succeeded, failed = (t.decode() for t in got)
     assert running.status is ProviderStatus.RUNNING
     assert running.node_id == "tvm-3"
     assert running.start_time == datetime(2026, 1, 1, 0, 0, 5, 123456, tzinfo=UTC)

@@ -296,6 +296,7 @@ def run(run: TaskRun) -> None:
             ("Attempt", str(run.attempt)),
             ("Trigger", run.trigger.value),
             ("RunId", run.run_id or "-"),
+            ("Pool", run.batch_pool_id or "-"),
             ("Monitor link", run.monitor_url or "-"),
             ("Exit code", "-" if run.exit_code is None else str(run.exit_code)),
             ("Started", _ts(run.started_at)),

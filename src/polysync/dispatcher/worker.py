@@ -700,14 +700,15 @@ class Worker:
             tracked = self._tracked.get(parsed[1])
             if tracked is None or tracked.attempt != parsed[2] or tracked.run_id in self._busy:
                 continue
-            run, poll = tracked.run, item.poll
+            run = tracked.run
+            if item.state == "running" and run.state is not RunState.STARTING:
+                continue  # nothing new: most sightings, so checked before anything else
             if (run.batch_task_id or "").lower() != item.batch_task_id.lower():
                 continue
+            poll = item.decode()
             status = poll.status
-            if status is ProviderStatus.STARTING or (
-                status is ProviderStatus.RUNNING and run.state is not RunState.STARTING
-            ):
-                continue  # nothing new
+            if status is ProviderStatus.STARTING:
+                continue
             settled = status in (ProviderStatus.RUNNING, ProviderStatus.SUCCESS)
             late = tracked.deadline is not None and now >= tracked.deadline
             if settled and not run.cancel_requested and not late:

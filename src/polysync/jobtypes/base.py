@@ -11,10 +11,10 @@ references by the caller, so a job type never touches env:/file: references itse
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from polysync.domain.models import ClonedDefault, Failure, Job, Parameter, Platform, TaskRun
 
@@ -105,13 +105,20 @@ class CompletedJob:
 class NodeTask:
     """A task seen in a compute node's ``recentTasks`` by a node sweep (decision 0009).
 
-    ``poll`` is decoded exactly as a ``GET task`` would be (D6), from the state and
-    execution info the node lists, so a Running or Success seen there needs no poll.
+    ``decode()`` gives what a ``GET task`` would (D6), from the state and execution info
+    the node lists, so a Running or Success seen there needs no poll. It is left to the
+    caller: most sightings are tasks already known to run, which need no decoding.
     """
 
     batch_job_id: str
     batch_task_id: str
-    poll: PollResult
+    state: str | None  # the Batch task state as listed
+    node_id: str | None
+    execution: Mapping[str, Any] | None
+    decoder: Callable[[NodeTask], PollResult]
+
+    def decode(self) -> PollResult:
+        return self.decoder(self)
 
 
 class CancelOutcome(enum.StrEnum):

@@ -134,10 +134,12 @@ def recent_tasks(node: Mapping[str, Any], prefix: str) -> Iterator[NodeTask]:
     """A listed node's ``recentTasks`` whose job id starts with ``prefix`` (lower-case).
 
     Each entry carries the task's state and executionInfo, so it decodes exactly as the
-    task's own ``GET`` would; the node is the one listed. Batch ids are case-insensitive
-    (NOTES.md §9.4). Multi-instance subtasks are not runs and are skipped.
+    task's own ``GET`` would (:func:`decode_node_task`); the node is the one listed.
+    Batch ids are case-insensitive (NOTES.md §9.4). Multi-instance subtasks are not runs
+    and are skipped.
     """
     node_id = node.get("id")
+    node_id = str(node_id) if node_id else None
     for entry in node.get("recentTasks") or ():
         if not isinstance(entry, Mapping):
             continue
@@ -146,9 +148,20 @@ def recent_tasks(node: Mapping[str, Any], prefix: str) -> Iterator[NodeTask]:
             continue
         if not job_id.lower().startswith(prefix) or entry.get("subtaskId") is not None:
             continue
-        wire = {
-            "state": entry.get("taskState"),
-            "executionInfo": entry.get("executionInfo"),
-            "nodeInfo": {"nodeId": node_id},
-        }
-        yield NodeTask(job_id, task_id, decode_task(wire))
+        state = entry.get("taskState")
+        execution = entry.get("executionInfo")
+        yield NodeTask(
+            job_id,
+            task_id,
+            state=str(state) if state is not None else None,
+            node_id=node_id,
+            execution=execution if isinstance(execution, Mapping) else None,
+            decoder=decode_node_task,
+        )
+
+
+def decode_node_task(seen: NodeTask) -> PollResult:
+    """A node sweep's sighting → PollResult, as :func:`decode_task` decodes a ``GET``."""
+    return decode_task(
+        {"state": seen.state, "executionInfo": seen.execution, "nodeInfo": {"nodeId": seen.node_id}}
+    )
