@@ -94,6 +94,7 @@ async def test_submit_creates_the_seed_job_and_task_race_free(
     assert made.id == jid(run)
     assert made.display_name == f"Polysync nightly run {run.id}"
     assert made.pool_info.pool_id == "pool1"
+    assert result.pool_id == "pool1"  # recorded on the run: the node sweep lists it (0009)
     assert made.all_tasks_complete_mode == "terminatejob"  # after the D3 PATCH
     assert made.job_manager_task is None
     metadata = {m.name: m.value for m in made.metadata or []}
