@@ -113,6 +113,36 @@ async def test_stuck_starting_run_gets_the_pool_diagnosis(
     assert cancelled.run.state is RunState.CANCELLED
 
 
+async def test_cancel_of_a_run_that_already_failed_records_its_own_outcome_once(
+    svc: Services, batch: BatchClient, emulator: EmulatorServer
+) -> None:
+    """Decision 0005: the task ended before the terminate; its failure stands, read once."""
+    tpl = template(batch, command="/bin/sh -c 'echo nope >&2; exit 3'")
+    await job_service.import_jobs(svc, "local", [tpl])
+    task_service.create_task(svc, "ends-first", tpl, {})
+    run = await run_service.submit_run(svc, run_service.start_run(svc, "ends-first").id)
+    assert run.batch_job_id is not None
+    assert run.batch_task_id is not None
+    job_id, task_id = run.batch_job_id, run.batch_task_id
+    wait_until(lambda: batch.get_task(job_id, task_id).state == "completed", 30, "the task to end")
+    emulator.control.clear_requests()
+
+    result = await run_service.cancel_run(svc, run.id)
+
+    assert result.run.state is RunState.FAILED
+    assert result.run.exit_code == 3
+    assert result.run.failure is not None
+    assert result.run.failure.stderr_tail is not None
+    assert "nope" in result.run.failure.stderr_tail
+    assert "before the cancel reached Batch" in result.message
+    task_reads = [
+        r
+        for r in emulator.control.requests()
+        if r["method"] == "GET" and r["path"] == f"/jobs/{job_id}/tasks/{task_id}"
+    ]
+    assert len(task_reads) == 1  # the poll after the terminate, not a second one
+
+
 async def test_import_warns_without_max_wall_clock_and_sync_keeps_user_edits(
     svc: Services, batch: BatchClient
 ) -> None:

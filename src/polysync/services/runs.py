@@ -426,8 +426,9 @@ async def cancel_run(svc: Services, run_id: int) -> CancelResult:
     ):
         # The task finished before the terminate reached it: report what really happened
         # (a failure of its own is not turned into Cancelled).
+        # The poll just made says how: record it rather than ask Batch a second time.
         svc.store.update_run(run.id, cancel_requested=False)
-        run = await refresh_run(svc, run.id)
+        run = await apply_poll(svc, svc.store.get_run(run.id), poll)
         return CancelResult(
             run, f"run {run.id} finished {run.state.value} before the cancel reached Batch."
         )
