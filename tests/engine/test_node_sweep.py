@@ -138,3 +138,27 @@ async def test_no_node_sweep_option_lists_no_nodes(
     calls = worker.metrics.calls_by_operation()
     assert LIST_NODES not in calls
     assert calls[GET_TASK] >= 1
+
+
+async def test_a_pool_is_listed_less_often_the_more_nodes_it_has(
+    svc: Services, batch: BatchClient, clean_emulator: EmulatorServer
+) -> None:
+    await make_task(svc, batch, "big-pool")
+    clean_emulator.control.hold(job_id=f"{_prefix(svc)}*", state="running")
+    run = run_service.start_run(svc, "big-pool")
+    # pool1 has 4 nodes: at 1 node per second it is listed every 4 s, while the job
+    # sweep still runs every 0.2 s.
+    options = WorkerOptions(
+        worker_id="w1", submit_rate=1000.0, sweep_interval_s=0.2, node_sweep_nodes_per_s=1.0
+    )
+    worker = Worker(svc, options)
+    await drive(worker, lambda: svc.store.get_run(run.id).state is RunState.RUNNING, advance_s=0.25)
+    before = worker.metrics.calls_by_operation()
+    passes = iter(range(40))  # 10 s of fake time, 0.25 s a pass
+    await drive(worker, lambda: next(passes, None) is None, advance_s=0.25)
+    after = worker.metrics.calls_by_operation()
+    node_lists = after[LIST_NODES] - before.get(LIST_NODES, 0)
+    job_lists = after["GET /jobs"] - before.get("GET /jobs", 0)
+    assert 2 <= node_lists <= 3  # 10 s / 4 s
+    assert job_lists >= 30
+    assert svc.store.get_run(run.id).state is RunState.RUNNING

@@ -85,6 +85,9 @@ class WorkerOptions:
     # List the nodes of the runs' pools each sweep (decision 0009); off: polls alone show
     # Starting → Running, and each finished run costs a GET task.
     node_sweep: bool = True
+    # A pool's nodes are listed at most at this many nodes per second: every sweep for a
+    # small pool, every 10 s for 1,000 nodes, so a big shared pool's pages stay cheap.
+    node_sweep_nodes_per_s: float = 100.0
     sweep_lookback_s: float = 60.0  # first sweep: this long before the oldest submission
     max_parallel_submits: int = 32  # per account
     max_parallel_polls: int = 64
@@ -134,6 +137,7 @@ class _Account:
     next_sweep: datetime | None = None
     window: SweepWindow | None = None
     nodes_off: bool = False  # the credential may not list nodes: polls only (0009)
+    nodes_due: dict[str, datetime] = field(default_factory=dict)  # pool -> next listing
 
 
 class Worker:
@@ -688,9 +692,23 @@ class Worker:
             for t in self._tracked.values()
             if t.platform == platform_name and t.run.batch_pool_id is not None
         }
-        if not pools:
+        acc = self._account(platform_name)
+        start = self.clock()
+        for gone in set(acc.nodes_due) - pools:
+            del acc.nodes_due[gone]
+        due = sorted(p for p in pools if acc.nodes_due.get(p, start) <= start)
+        if not due:
             return
-        seen = await self.svc.jobtype.sweep_nodes(platform, sorted(pools), self._prefix)
+        sweep = await self.svc.jobtype.sweep_nodes(platform, due, self._prefix)
+        o = self.options
+        for pool_id in due:
+            # Bigger pools are listed less often (their pages cost more); the per-run
+            # safety polls and the job sweep cover the time between.
+            listed = sweep.nodes.get(pool_id, 0)
+            every_s = max(o.sweep_interval_s, listed / o.node_sweep_nodes_per_s)
+            # Due half a sweep early, so "every sweep" never slips to every other one.
+            acc.nodes_due[pool_id] = start + timedelta(seconds=every_s - o.sweep_interval_s / 2)
+        seen = sweep.tasks
         now = self.clock()
         observed = polled = 0
         for item in seen:

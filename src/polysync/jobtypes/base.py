@@ -121,6 +121,14 @@ class NodeTask:
         return self.decoder(self)
 
 
+@dataclass(frozen=True, slots=True)
+class NodeSweep:
+    """One node sweep: our tasks seen on the nodes, and how many nodes each pool listed."""
+
+    tasks: list[NodeTask]
+    nodes: dict[str, int]  # pool id (as asked) -> nodes listed
+
+
 class CancelOutcome(enum.StrEnum):
     TERMINATED = "terminated"  # we terminated a live task
     ALREADY_DONE = "already-done"  # TaskCompleted / JobCompleted / JobNotFound: nothing to do
@@ -169,7 +177,7 @@ class JobType(Protocol):
 
     async def sweep_nodes(
         self, platform: Platform, pool_ids: Collection[str], id_prefix: str
-    ) -> list[NodeTask]:
+    ) -> NodeSweep:
         """The recent tasks of every node of ``pool_ids`` whose job id starts with the prefix."""
         ...
 

@@ -42,6 +42,7 @@ from polysync.jobtypes.base import (
     DiscoveredJob,
     FileChunk,
     ImportedTemplate,
+    NodeSweep,
     NodeTask,
     PollResult,
     ProviderStatus,
@@ -503,7 +504,7 @@ class BatchJobType:
 
     async def sweep_nodes(
         self, platform: Platform, pool_ids: Collection[str], id_prefix: str
-    ) -> list[NodeTask]:
+    ) -> NodeSweep:
         """Our tasks among the ``recentTasks`` of every node of ``pool_ids`` (decision 0009).
 
         One paged ``GET /pools/{id}/nodes?$select=id,recentTasks`` per pool shows every
@@ -513,16 +514,20 @@ class BatchJobType:
         """
         api = await self.api(platform)
         prefix = id_prefix.lower()
-        out: list[NodeTask] = []
+        tasks: list[NodeTask] = []
+        nodes: dict[str, int] = {}
         for pool_id in pool_ids:
+            count = 0
             try:
                 async for node in api.list_nodes(pool_id, select=status.NODE_SELECT):
-                    out.extend(status.recent_tasks(node, prefix))
+                    count += 1
+                    tasks.extend(status.recent_tasks(node, prefix))
             except PlatformError as exc:
                 if exc.batch_code != "PoolNotFound":
                     raise
                 log.debug("node sweep: pool %s of platform %s is gone", pool_id, platform.name)
-        return out
+            nodes[pool_id] = count
+        return NodeSweep(tasks, nodes)
 
     # ------------------------------------------------------------------ poll (D6)
 
