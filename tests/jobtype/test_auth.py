@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from azure.batch import BatchClient
 from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
 from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
 from polysync.domain.models import AuthMode, Platform, PlatformAuth, SecretRef
-from polysync.errors import AuthenticationError, PlatformError
+from polysync.errors import AuthenticationError, ConfigError, PlatformError
 from polysync.jobtypes.azure_batch.jobtype import BatchJobType
 from polysync.jobtypes.base import ProviderStatus
 from tests.jobtype.conftest import (
@@ -168,6 +169,51 @@ async def test_bearer_token_run_over_tls_end_to_end(
     assert result.status is ProviderStatus.SUCCESS
     out = await tls_jobtype.read_file(platform, run, "stdout.txt")
     assert out.data.decode().strip() == "over tls"
+
+
+async def test_the_ca_bundle_is_loaded_once_for_all_calls(
+    tls_emulator: EmulatorServer, tls_jobtype: BatchJobType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """azure-core would build an SSL context from the file on every request; we build one."""
+    assert tls_emulator.tls_cert_path is not None
+    bundle = str(tls_emulator.tls_cert_path)
+    platform = make_platform(
+        tls_emulator,
+        name="tls-once",
+        auth=PlatformAuth(AuthMode.BEARER_TOKEN, secret=TOKEN_REF),
+        ca_bundle=bundle,
+    )
+    loads: list[str] = []
+    real = ssl.create_default_context
+
+    def counting(*args: object, **kwargs: object) -> ssl.SSLContext:
+        if kwargs.get("cafile") == bundle:
+            loads.append(bundle)
+        return real(*args, **kwargs)  # type: ignore[arg-type]  # passed through as given
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    for _ in range(2):  # each: list one job, read a pool — over TLS, trusting the bundle
+        report = await tls_jobtype.test_connectivity(platform)
+        assert report.ok, report.checks
+    assert loads == [bundle]
+
+
+async def test_a_ca_bundle_that_cannot_be_read_is_one_clear_sentence(
+    tls_emulator: EmulatorServer, tls_jobtype: BatchJobType, tmp_path: Path
+) -> None:
+    missing = tmp_path / "gone.pem"
+    platform = make_platform(
+        tls_emulator,
+        name="tls-gone",
+        auth=PlatformAuth(AuthMode.BEARER_TOKEN, secret=TOKEN_REF),
+        ca_bundle=str(missing),
+    )
+    with pytest.raises(ConfigError) as caught:
+        await tls_jobtype.import_template(platform, "any-template")
+    message = str(caught.value)
+    assert "'tls-gone'" in message
+    assert str(missing) in message
+    assert "--ca-bundle" in message
 
 
 async def test_tls_without_trusting_the_certificate_is_refused(

@@ -38,6 +38,7 @@ import json
 import logging
 import netrc
 import os
+import ssl
 import time
 import urllib.request
 import uuid
@@ -82,6 +83,7 @@ from azure.core.rest import AsyncHttpResponse, HttpRequest
 from polysync.domain.models import Platform
 from polysync.errors import (
     AuthenticationError,
+    ConfigError,
     PlatformError,
     QuotaError,
     ThrottledError,
@@ -477,6 +479,19 @@ class _SharedKeyPolicy(BatchSharedKeyAuthPolicy):
         return base64.b64encode(digest.digest()).decode("utf-8")
 
 
+def _ssl_context(platform: Platform, ca_bundle: str) -> ssl.SSLContext:
+    """The platform's CA bundle as an SSL context; a clear error if it cannot be loaded."""
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"platform {platform.name!r}: cannot load its CA bundle {ca_bundle} ({reason}); "
+            "restore the file, or remove the platform and add it again with a valid "
+            "--ca-bundle."
+        ) from exc
+
+
 def _segment(value: str) -> str:
     """An id as one URL path segment, quoted as the generated methods quote it."""
     return quote(value, safe="")
@@ -563,16 +578,26 @@ class BatchApi:
         )
         self._session: aiohttp.ClientSession | None = None
         if transport is None:
+            verify = connection_verify(platform)
+            connector: aiohttp.TCPConnector | None = None
+            if isinstance(verify, str):
+                # Given a CA bundle path, azure-core builds an SSL context (reading the
+                # file) for every request; one for the session's life does the same job.
+                connector = aiohttp.TCPConnector(ssl=_ssl_context(platform, verify))
+                verify = True  # azure-core then leaves the connector's context alone
             # What azure-core would build (no cookies; azure-core decompresses) but for
             # trust_env: with it aiohttp re-read the proxy variables and ~/.netrc, in a
             # thread-pool hop, on every request (decision 0007).
             self._session = aiohttp.ClientSession(
-                trust_env=False, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+                connector=connector,
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
             )
             transport = AioHttpTransport(
                 session=self._session,
                 session_owner=False,  # ours: aclose() closes it
-                connection_verify=connection_verify(platform),
+                connection_verify=verify,
             )
         self._client = BatchClient(
             endpoint=self.endpoint,
