@@ -630,24 +630,7 @@ class Worker:
                 acc.window = SweepWindow(start, self.options.sweep_margin_s)
             platform = self.svc.store.get_platform(platform_name)
             if self.options.node_sweep and not acc.nodes_off:
-                try:
-                    await self._sweep_nodes(platform_name, platform)
-                except ThrottledError:
-                    raise
-                except PlatformError as exc:
-                    self.metrics.events["node_sweep_errors"] += 1
-                    if runs.is_transient(exc):
-                        log.info("platform %s: node sweep failed for now: %s", platform_name, exc)
-                    else:
-                        # E.g. a role that may read jobs but not nodes: say so once, then
-                        # work as without the node sweep (a poll per run shows its start).
-                        acc.nodes_off = True
-                        log.warning(
-                            "platform %s: cannot list pool nodes (%s); this worker polls "
-                            "each run instead (more Batch calls per run)",
-                            platform_name,
-                            exc,
-                        )
+                await self._sweep_nodes(platform_name, platform)
             found = await self.svc.jobtype.sweep_completed(
                 platform, self._prefix, acc.window.since()
             )
@@ -685,8 +668,29 @@ class Worker:
         exit code 0 ends its run Succeeded, without a poll. Anything else a node shows
         (a failure, an odd state) is polled at once: the poll reads the task's failure
         details and stderr. A run with a cancel under way or past its execution timeout is
-        left to its poll, which owns those outcomes.
+        left to its poll, which owns those outcomes. A refusal to list nodes other than
+        throttling does not stop the job sweep that follows.
         """
+        try:
+            await self._observe_nodes(platform_name, platform)
+        except ThrottledError:
+            raise  # the sweep pauses the account
+        except PlatformError as exc:
+            self.metrics.events["node_sweep_errors"] += 1
+            if runs.is_transient(exc):
+                log.info("platform %s: node sweep failed for now: %s", platform_name, exc)
+                return
+            # E.g. a role that may read jobs but not nodes: say so once, then work as
+            # without the node sweep (a poll per run shows its start).
+            self._account(platform_name).nodes_off = True
+            log.warning(
+                "platform %s: cannot list pool nodes (%s); this worker polls each run "
+                "instead (more Batch calls per run)",
+                platform_name,
+                exc,
+            )
+
+    async def _observe_nodes(self, platform_name: str, platform: Platform) -> None:
         pools = {
             t.run.batch_pool_id
             for t in self._tracked.values()
