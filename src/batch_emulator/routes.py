@@ -31,6 +31,7 @@ from batch_emulator.protocol.errors import BatchError, condition_not_met, error_
 from batch_emulator.protocol.formats import format_http_date, format_timestamp, parse_http_date
 from batch_emulator.protocol.odata import (
     JOB_FILTER_PROPERTIES,
+    NODE_FILTER_PROPERTIES,
     POOL_FILTER_PROPERTIES,
     TASK_FILTER_PROPERTIES,
     FilterProperty,
@@ -56,39 +57,6 @@ JOB_DATA_SERVICE_NAME = "job-1"
 
 _FILE_FILTER_PROPERTIES: Mapping[str, FilterProperty] = {
     "name": FilterProperty(("name",), "string", frozenset({"eq", "ne", "startswith"})),
-}
-
-_CMP_OPS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
-# Every BatchNodeState value, so a filter on a state the emulator never reaches is valid
-# (and matches nothing) rather than a 400.
-_NODE_STATES = frozenset(
-    {
-        "idle",
-        "rebooting",
-        "reimaging",
-        "running",
-        "unusable",
-        "creating",
-        "starting",
-        "waitingforstarttask",
-        "starttaskfailed",
-        "unknown",
-        "leavingpool",
-        "offline",
-        "preempted",
-        "upgradingos",
-        "deallocated",
-        "deallocating",
-    }
-)
-#: List nodes (OData filter doc, "List nodes in a pool"), plus ``id``, which the doc does
-#: not list but which selects one node cheaply.
-_NODE_FILTER_PROPERTIES: Mapping[str, FilterProperty] = {
-    "id": FilterProperty(("id",), "string", frozenset({"eq", "ne", "startswith"})),
-    "state": FilterProperty(("state",), "enum", frozenset({"eq", "ne"}), _NODE_STATES),
-    "stateTransitionTime": FilterProperty(("stateTransitionTime",), "datetime", _CMP_OPS),
-    "lastBootTime": FilterProperty(("lastBootTime",), "datetime", _CMP_OPS),
-    "allocationTime": FilterProperty(("allocationTime",), "datetime", _CMP_OPS),
 }
 
 
@@ -500,7 +468,7 @@ class BatchApi:
     # ------------------------------------------------------------------ nodes
 
     def list_nodes(self, req: Request, pool_id: str) -> Response:
-        query = _list_query(req, _NODE_FILTER_PROPERTIES)
+        query = _list_query(req, NODE_FILTER_PROPERTIES)
         pool = self.backend.get_pool(pool_id)
         base = req.base_url
         backend = self.backend

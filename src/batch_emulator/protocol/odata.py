@@ -47,6 +47,7 @@ __all__ = [
     "EXPANDABLE",
     "JOB_FILTER_PROPERTIES",
     "MAX_RESULTS_LIMIT",
+    "NODE_FILTER_PROPERTIES",
     "POOL_FILTER_PROPERTIES",
     "TASK_FILTER_PROPERTIES",
     "FilterProperty",
@@ -132,6 +133,39 @@ POOL_FILTER_PROPERTIES: Mapping[str, FilterProperty] = {
     "lastModified": _dt("lastModified"),
     "stateTransitionTime": _dt("stateTransitionTime"),
     "allocationStateTransitionTime": _dt("allocationStateTransitionTime"),
+}
+
+# Every BatchNodeState value, so a filter on a state the emulator never reaches is valid
+# (and matches nothing) rather than a 400.
+_NODE_STATES = frozenset(
+    {
+        "idle",
+        "rebooting",
+        "reimaging",
+        "running",
+        "unusable",
+        "creating",
+        "starting",
+        "waitingforstarttask",
+        "starttaskfailed",
+        "unknown",
+        "leavingpool",
+        "offline",
+        "preempted",
+        "upgradingos",
+        "deallocated",
+        "deallocating",
+    }
+)
+
+#: List nodes (OData filter doc, "List nodes in a pool"), plus ``id``, which the doc does
+#: not list but which selects one node cheaply.
+NODE_FILTER_PROPERTIES: Mapping[str, FilterProperty] = {
+    "id": FilterProperty(("id",), "string", frozenset({"eq", "ne", "startswith"})),
+    "state": FilterProperty(("state",), "enum", _EQ_NE, _NODE_STATES),
+    "stateTransitionTime": _dt("stateTransitionTime"),
+    "lastBootTime": _dt("lastBootTime"),
+    "allocationTime": _dt("allocationTime"),
 }
 
 
