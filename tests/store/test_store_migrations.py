@@ -19,13 +19,23 @@ from polysync.store.schema import metadata
 from polysync.store.sql import SqlStore, normalise_url, safe_url
 from tests.store.conftest import make_platform, new_run, seed
 
-TABLES = {"meta", "platforms", "jobs", "tasks", "task_runs", "run_attempts", "run_history"}
+TABLES = {
+    "meta",
+    "platforms",
+    "jobs",
+    "tasks",
+    "task_runs",
+    "run_attempts",
+    "run_history",
+    "api_tokens",
+    "secret_vaults",
+}
 
 
 def test_empty_database_is_migrated_to_head(db_url: str) -> None:
     store = SqlStore.open(db_url)
     try:
-        assert store.current_revision() == head_revision() == "0003"
+        assert store.current_revision() == head_revision() == "0004"
         names = set(inspect(store.engine).get_table_names())
         assert names >= TABLES | {"alembic_version"}
     finally:

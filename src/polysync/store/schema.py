@@ -17,7 +17,8 @@ Conventions (they make the schema portable between SQLite and PostgreSQL):
 - ``task_runs.id`` never reuses a number (``sqlite_autoincrement``; PostgreSQL sequences
   never do): Batch job ids are derived from the run id (D5), so a reused id could adopt a
   stranger's Batch job.
-- Secret *values* have no column anywhere; only ``env:``/``file:`` references are stored.
+- Secret *values* have no column anywhere; only references (``vault://…``, ``env:``,
+  ``file:``) are stored (docs/decisions/0010-secret-model.md).
 
 Any change here needs a new file in ``migrations/versions/``; the test
 ``test_migrations_match_schema`` fails when the two disagree.
@@ -297,3 +298,30 @@ api_tokens = Table(
     sqlite_autoincrement=True,
 )
 """API tokens of ``polysync server`` (migration 0002): a name, a role and a hash."""
+
+secret_vaults = Table(
+    "secret_vaults",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(NAME_LEN), nullable=False),
+    Column("name_key", String(NAME_LEN), nullable=False, unique=True),
+    # "azure-key-vault" (the only provider of this edition; a string, so a new one needs
+    # no migration).
+    Column("provider", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("auth_mode", String(32), nullable=False),
+    # Where the vault's own credential lives (client secret, certificate password, bearer
+    # token): a reference like a platform's, never a value.
+    Column("auth_secret_ref", Text, nullable=True),
+    Column("tenant_id", String(NAME_LEN), nullable=True),
+    Column("client_id", String(NAME_LEN), nullable=True),
+    Column("certificate_path", Text, nullable=True),
+    Column("verify_tls", Boolean, nullable=False),
+    Column("ca_bundle", Text, nullable=True),
+    # Glob patterns of the secret names Task and run parameters may refer to (0010).
+    Column("task_secrets", _json(), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+"""Secret Vaults (migration 0004): where ``vault://NAME/SECRET`` references are resolved."""
