@@ -43,6 +43,7 @@ from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
 from batch_emulator.server import ControlClient
 from polysync.config import load_settings
 from polysync.domain.models import AuthMode, RetryPolicy, RunState
+from polysync.domain.secrets import Writer
 from polysync.services.context import Services, open_services
 from polysync.services.jobs import import_jobs
 from polysync.services.platforms import PlatformInput, add_platform
@@ -391,6 +392,7 @@ def setup_polysync(
             auth=AuthMode.SHARED_KEY,
             key_env=KEY_ENV,
         ),
+        writer=Writer.HOST,
     )
     previous = os.environ.get(KEY_ENV)
     os.environ[KEY_ENV] = key  # the import reads the key through the platform's reference
@@ -409,13 +411,15 @@ def setup_polysync(
         else:
             os.environ[KEY_ENV] = previous
     for task in tasks:
-        create_task(svc, task.name, template_id, {}, retry_policy=task.retry)
+        create_task(svc, task.name, template_id, {}, retry_policy=task.retry, writer=Writer.HOST)
     return svc
 
 
 def queue_runs(svc: Services, plans: Sequence[tuple[str, Mapping[str, str]]]) -> list[int]:
     """One Queued run per (task name, parameter overrides), through ``start_run``."""
-    return [start_run(svc, task, dict(overrides)).id for task, overrides in plans]
+    return [
+        start_run(svc, task, dict(overrides), writer=Writer.HOST).id for task, overrides in plans
+    ]
 
 
 def worker_argv(*args: str) -> list[str]:

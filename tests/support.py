@@ -19,10 +19,30 @@ from azure.core.credentials import AzureNamedKeyCredential
 
 from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
 from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
+from polysync.domain.models import SecretRef
+from polysync.domain.secrets import Writer
 from polysync.services import platforms as platform_service
 from polysync.services.context import Services
 
 SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+
+
+class StaticSecrets:
+    """A secret source answering from a dict keyed by ``str(ref)`` (``default`` for any
+    other reference): what the job type reads platform credentials through, in tests."""
+
+    def __init__(self, values: Mapping[str, str] | None = None, default: str | None = None):
+        self.values = dict(values or {})
+        self.default = default
+        self.reads = 0
+
+    async def resolve(self, ref: SecretRef) -> str:
+        self.reads += 1
+        if str(ref) in self.values:
+            return self.values[str(ref)]
+        if self.default is None:
+            raise KeyError(str(ref))
+        return self.default
 
 
 def emulator_config(data_dir: Path, *pools: PoolSeed, **extra: object) -> EmulatorConfig:
@@ -59,6 +79,7 @@ def add_emulator_platform(
             resource_group=resource_group,
             key_env=key_env,
         ),
+        writer=Writer.HOST,
     )
 
 

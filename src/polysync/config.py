@@ -12,6 +12,13 @@ file, so several independent set-ups can live side by side. The config file is T
     [worker]                     # any table: kept as-is in Settings.sections
     concurrency = 50
 
+    [secrets]
+    cache_ttl_s = 300            # how long a resolved secret is reused (decision 0010)
+
+    [server]
+    # env:/file: references an API admin may give (host-level; empty by default)
+    host_references = ["env:AZURE_BATCH_*", "file:/run/secrets/*"]
+
 ``home`` and ``config_path`` cannot come from the file itself (the file lives there).
 """
 
@@ -49,6 +56,11 @@ class Settings:
     emulator_port: int | None = None
     # Tables of the config file ([worker], …), for the parts that read their own section.
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # How long a resolved secret is reused ([secrets] cache_ttl_s or
+    # POLYSYNC_SECRET_CACHE_TTL_S; decision 0010 §5).
+    secret_cache_ttl_s: float = 300.0
+    # env:/file: references an API admin may give ([server] host_references; 0010 §3).
+    host_references: tuple[str, ...] = ()
 
     def section(self, name: str) -> Mapping[str, Any]:
         return self.sections.get(name, MappingProxyType({}))
@@ -232,8 +244,51 @@ def load_settings(
         home=home,
         config_path=config_path,
         sections=MappingProxyType(sections),
+        secret_cache_ttl_s=_secret_ttl(environ, sections, config_path),
+        host_references=_host_references(sections, config_path),
         **resolved,
     )
+
+
+def _secret_ttl(
+    environ: Mapping[str, str], sections: Mapping[str, Mapping[str, Any]], path: Path
+) -> float:
+    env = environ.get(ENV_PREFIX + "SECRET_CACHE_TTL_S", "").strip()
+    value: object
+    if env:
+        source, value = f"{ENV_PREFIX}SECRET_CACHE_TTL_S={env!r}", env
+    else:
+        raw = sections.get("secrets", {}).get("cache_ttl_s")
+        if raw is None:
+            return 300.0
+        source, value = f"config file {path}: [secrets] cache_ttl_s", raw
+    try:
+        seconds = -1.0 if isinstance(value, bool) else float(str(value))
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise ConfigError(
+            f"{source}: expected seconds from 0 to 86400 (a day), got {value!r}; 0 turns the "
+            "cache off."
+        )
+    return seconds
+
+
+def _host_references(sections: Mapping[str, Mapping[str, Any]], path: Path) -> tuple[str, ...]:
+    raw = sections.get("server", {}).get("host_references", [])
+    where = f"config file {path}: [server] host_references"
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise ConfigError(
+            f'{where}: expected a list of patterns such as ["env:AZURE_BATCH_*", '
+            '"file:/run/secrets/*"].'
+        )
+    for pattern in raw:
+        if not pattern.startswith(("env:", "file:")):
+            raise ConfigError(
+                f"{where}: {pattern!r} is not an env:NAME or file:PATH pattern; write e.g. "
+                '"env:AZURE_BATCH_*".'
+            )
+    return tuple(raw)
 
 
 def ensure_home(settings: Settings) -> Path:

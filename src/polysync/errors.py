@@ -7,8 +7,10 @@ They never contain a secret value.
     ├── InputError                exit 2: bad flag, value, name or reference from the user
     │   ├── NotFoundError         a platform / job / task / run that does not exist
     │   ├── AlreadyExistsError    a name that is taken
-    │   └── ParameterError        a parameter value or schema problem (D11)
-    ├── SecretError               exit 2: an env:/file: reference that cannot be resolved
+    │   ├── ParameterError        a parameter value or schema problem (D11)
+    │   └── ReferenceNotAllowed   a secret reference this caller may not write (0010)
+    ├── SecretError               exit 2: a malformed secret reference, or one that cannot
+    │                             be resolved (unset, missing, refused by its vault)
     ├── ConfigError               exit 2: unreadable config file or database URL
     ├── PlatformError             exit 3: Azure Batch said no or could not be reached
     │   ├── AuthenticationError   the credential was refused (403/401)
@@ -52,6 +54,12 @@ class AlreadyExistsError(InputError):
 
 class ParameterError(InputError):
     code = "InvalidParameter"
+
+
+class ReferenceNotAllowed(InputError):
+    """A secret reference the caller may not write there (docs/decisions/0010)."""
+
+    code = "ReferenceNotAllowed"
 
 
 class SecretError(PolysyncError):

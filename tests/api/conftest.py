@@ -20,7 +20,7 @@ from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
 from batch_emulator.server import EmulatorServer, PoolSeed
 from polysync.api import tokens
 from polysync.api.app import create_app
-from polysync.config import load_settings
+from polysync.config import Settings, load_settings
 from polysync.dispatcher.worker import WorkerOptions
 from tests.support import SUBSCRIPTION, create_template, running_emulator, sdk_client
 
@@ -49,6 +49,13 @@ def batch(emulator: EmulatorServer) -> Iterator[BatchClient]:
 
 def make_template(batch: BatchClient, prefix: str = "tpl") -> str:
     return create_template(batch, COMMAND, prefix=prefix, env=ENV, task_id="t")
+
+
+def server_settings(home: Path) -> Settings:
+    """A server home whose host lets API admins name the emulator key's variable (0010 §3)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f'[server]\nhost_references = ["env:{KEY_ENV}"]\n')
+    return load_settings({"home": home}, environ={})
 
 
 @dataclass
@@ -113,7 +120,7 @@ class Api:
 @pytest.fixture
 def api(tmp_path: Path, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv(KEY_ENV, DEFAULT_KEY)
-    settings = load_settings({"home": tmp_path / "home"}, environ={})
+    settings = server_settings(tmp_path / "home")
     app = create_app(settings, start_worker=False, events_interval_s=0.1)
     svc = app.state.services
     made = {role.value: tokens.create_token(svc, role.value, role)[1] for role in tokens.Role}
@@ -130,7 +137,7 @@ def live_server(
     tmp_path: Path, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[str, str]]:
     monkeypatch.setenv(KEY_ENV, DEFAULT_KEY)
-    settings = load_settings({"home": tmp_path / "home"}, environ={})
+    settings = server_settings(tmp_path / "home")
     app = create_app(
         settings,
         worker_options=WorkerOptions(sweep_interval_s=0.2, claim_idle_interval_s=0.1),

@@ -21,6 +21,7 @@ from polysync.config import load_settings
 from polysync.dispatcher.clock import FakeClock
 from polysync.dispatcher.worker import Worker
 from polysync.domain.models import RetryPolicy, TaskRun
+from polysync.domain.secrets import Writer
 from polysync.jobtypes.azure_batch.jobtype import BatchJobType
 from polysync.services import jobs as job_service
 from polysync.services import tasks as task_service
@@ -108,6 +109,7 @@ async def make_task(
         retry_policy=retry,
         execution_timeout_s=timeout_s,
         priority=priority,
+        writer=Writer.HOST,
     )
     return template
 

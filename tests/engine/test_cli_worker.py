@@ -18,6 +18,7 @@ from azure.batch import BatchClient
 from batch_emulator import DEFAULT_KEY
 from batch_emulator.server import EmulatorServer
 from polysync.domain.models import RunState
+from polysync.domain.secrets import Writer
 from polysync.services import runs as run_service
 from tests.engine.conftest import KEY_ENV, make_task, open_svc
 
@@ -47,7 +48,10 @@ async def test_worker_process_runs_everything_then_exits_and_reports(
     svc = await open_svc(home, emulator, fake_clock=False)
     try:
         await make_task(svc, batch, "cli")
-        created = [run_service.start_run(svc, "cli", {"CODE": str(c)}) for c in (0, 0, 5)]
+        created = [
+            run_service.start_run(svc, "cli", {"CODE": str(c)}, writer=Writer.HOST)
+            for c in (0, 0, 5)
+        ]
     finally:
         await svc.aclose()
         svc.close()
@@ -102,7 +106,7 @@ async def test_sigterm_stops_the_worker_gracefully_and_releases_its_claims(
     svc = await open_svc(home, emulator, fake_clock=False)
     try:
         await make_task(svc, batch, "long", "/bin/sh -c 'sleep 30'")
-        run = run_service.start_run(svc, "long")
+        run = run_service.start_run(svc, "long", writer=Writer.HOST)
         proc = subprocess.Popen(
             _polysync("worker", "--worker-id", "term-w"),
             env=_env(home),

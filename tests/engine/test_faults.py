@@ -20,6 +20,7 @@ from batch_emulator.server import EmulatorServer
 from polysync.dispatcher.worker import Worker, WorkerOptions
 from polysync.domain import ids
 from polysync.domain.models import RunState
+from polysync.domain.secrets import Writer
 from polysync.services import runs as run_service
 from tests.engine.conftest import KEY_ENV, make_task, open_svc, start_emulator
 
@@ -44,7 +45,9 @@ async def test_500_runs_under_faults_end_right_with_no_loss_and_no_duplicates(
     try:
         await make_task(svc, batch, "work")
         codes = [0 if i % 5 else (i % 7) + 1 for i in range(N_RUNS)]
-        created = [run_service.start_run(svc, "work", {"CODE": str(c)}) for c in codes]
+        created = [
+            run_service.start_run(svc, "work", {"CODE": str(c)}, writer=Writer.HOST) for c in codes
+        ]
         emu.control.clear_requests()
         emu.control.set_faults(FAULTS, seed=11)
         worker = Worker(

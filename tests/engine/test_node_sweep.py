@@ -18,6 +18,7 @@ from batch_emulator.server import EmulatorServer
 from polysync.dispatcher.worker import Worker, WorkerOptions
 from polysync.domain import ids
 from polysync.domain.models import RunState
+from polysync.domain.secrets import Writer
 from polysync.services import runs as run_service
 from polysync.services.context import Services
 from tests.engine.conftest import drive, make_task
@@ -44,7 +45,9 @@ async def test_starts_and_successes_are_recorded_from_the_nodes_without_polls(
     await make_task(svc, batch, "nodes")
     # Pinned running (the processes run; their outcome waits): the sweep must see them so.
     clean_emulator.control.hold(job_id=f"{_prefix(svc)}*", state="running")
-    created = [run_service.start_run(svc, "nodes", {"CODE": "0"}) for _ in range(4)]
+    created = [
+        run_service.start_run(svc, "nodes", {"CODE": "0"}, writer=Writer.HOST) for _ in range(4)
+    ]
     worker = Worker(svc, OPTIONS)
     # 0.25 s of fake time per pass: a sweep every pass, the first safety poll (10 s for a
     # run whose pool is swept) never due before the runs are seen running.
@@ -87,7 +90,7 @@ async def test_a_failure_seen_on_a_node_is_polled_for_its_details(
     svc: Services, batch: BatchClient, clean_emulator: EmulatorServer
 ) -> None:
     await make_task(svc, batch, "fails", "/bin/sh -c 'echo broken >&2; exit 3'")
-    run = run_service.start_run(svc, "fails")
+    run = run_service.start_run(svc, "fails", writer=Writer.HOST)
     worker = Worker(svc, OPTIONS)
     await drive(worker, lambda: svc.store.get_run(run.id).state.is_terminal, advance_s=0.25)
     final = svc.store.get_run(run.id)
@@ -108,7 +111,9 @@ async def test_without_permission_to_list_nodes_the_worker_polls_each_run(
     await make_task(svc, batch, "denied")
     rule = {"method": "GET", "path": "/pools/*/nodes", "status": 403}
     clean_emulator.control.set_faults([{**rule, "code": "AuthorizationPermissionMismatch"}])
-    created = [run_service.start_run(svc, "denied", {"CODE": c}) for c in ("0", "4")]
+    created = [
+        run_service.start_run(svc, "denied", {"CODE": c}, writer=Writer.HOST) for c in ("0", "4")
+    ]
     worker = Worker(svc, OPTIONS)
     with caplog.at_level(logging.WARNING, logger="polysync.dispatcher.worker"):
         await drive(
@@ -128,7 +133,7 @@ async def test_no_node_sweep_option_lists_no_nodes(
     svc: Services, batch: BatchClient, clean_emulator: EmulatorServer
 ) -> None:
     await make_task(svc, batch, "plain")
-    run = run_service.start_run(svc, "plain")
+    run = run_service.start_run(svc, "plain", writer=Writer.HOST)
     options = WorkerOptions(
         worker_id="w1", submit_rate=1000.0, sweep_interval_s=0.2, node_sweep=False
     )
@@ -145,7 +150,7 @@ async def test_a_pool_is_listed_less_often_the_more_nodes_it_has(
 ) -> None:
     await make_task(svc, batch, "big-pool")
     clean_emulator.control.hold(job_id=f"{_prefix(svc)}*", state="running")
-    run = run_service.start_run(svc, "big-pool")
+    run = run_service.start_run(svc, "big-pool", writer=Writer.HOST)
     # pool1 has 4 nodes: at 1 node per second it is listed every 4 s, while the job
     # sweep still runs every 0.2 s.
     options = WorkerOptions(

@@ -15,6 +15,7 @@ from batch_emulator import DEFAULT_KEY
 from batch_emulator.server import EmulatorServer
 from polysync.dispatcher.worker import Worker, WorkerOptions
 from polysync.domain.models import BackoffStrategy, RetryPolicy, RunState, TaskRun
+from polysync.domain.secrets import Writer
 from polysync.services import runs as run_service
 from polysync.services.context import Services
 from tests.engine.conftest import KEY_ENV, clock_of, drive, make_task, open_svc, start_emulator
@@ -27,7 +28,9 @@ async def test_worker_runs_a_batch_of_runs_to_their_end(
 ) -> None:
     await make_task(svc, batch, "mixed")
     codes = [0, 0, 3, 0, 7, 0]
-    created = [run_service.start_run(svc, "mixed", {"CODE": str(c)}) for c in codes]
+    created = [
+        run_service.start_run(svc, "mixed", {"CODE": str(c)}, writer=Writer.HOST) for c in codes
+    ]
     worker = Worker(svc, FAST)
     await drive(
         worker,
@@ -63,7 +66,7 @@ async def test_retry_delays_are_exact_for_each_backoff(
         enabled=True, max_attempts=4, backoff=backoff, initial_delay_s=10, max_delay_s=35
     )
     await make_task(svc, batch, "flaky", "/bin/sh -c 'exit 4'", retry=policy)
-    run = run_service.start_run(svc, "flaky")
+    run = run_service.start_run(svc, "flaky", writer=Writer.HOST)
     worker = Worker(svc, FAST)
     clock = clock_of(svc)
     delays: list[float] = []
@@ -103,7 +106,7 @@ async def test_retry_delays_are_exact_for_each_backoff(
 async def test_a_cancel_request_stops_retries(svc: Services, batch: BatchClient) -> None:
     policy = RetryPolicy(enabled=True, max_attempts=3, initial_delay_s=1, max_delay_s=1)
     await make_task(svc, batch, "stopme", "/bin/sh -c 'exit 1'", retry=policy)
-    run = run_service.start_run(svc, "stopme")
+    run = run_service.start_run(svc, "stopme", writer=Writer.HOST)
     svc.store.request_cancel(run.id)
     # cancel_requested with the run still Queued: submission proceeds only through the
     # worker; the failure folds into Cancelled, which never retries.
@@ -118,7 +121,7 @@ async def test_execution_timeout_terminates_the_batch_task(
     svc: Services, batch: BatchClient
 ) -> None:
     await make_task(svc, batch, "slow", "/bin/sh -c 'sleep 120'", timeout_s=30)
-    run = run_service.start_run(svc, "slow")
+    run = run_service.start_run(svc, "slow", writer=Writer.HOST)
     worker = Worker(svc, FAST)
     await drive(worker, lambda: svc.store.get_run(run.id).state is RunState.RUNNING, advance_s=0.5)
     clock_of(svc).advance(31)
@@ -142,7 +145,10 @@ async def test_higher_priority_runs_are_submitted_first(
     await make_task(svc, batch, "low", priority=0)
     await make_task(svc, batch, "high", priority=10)
     await make_task(svc, batch, "mid", priority=5)
-    order = [run_service.start_run(svc, name) for name in ("low", "mid", "high", "low", "high")]
+    order = [
+        run_service.start_run(svc, name, writer=Writer.HOST)
+        for name in ("low", "mid", "high", "low", "high")
+    ]
     worker = Worker(svc, WorkerOptions(worker_id="w1", concurrency=1, sweep_interval_s=0.2))
     await drive(
         worker,
@@ -160,7 +166,7 @@ async def test_throttled_submissions_pause_the_account_for_retry_after(
     svc: Services, batch: BatchClient, emulator: EmulatorServer
 ) -> None:
     await make_task(svc, batch, "throttled")
-    run = run_service.start_run(svc, "throttled")
+    run = run_service.start_run(svc, "throttled", writer=Writer.HOST)
     emulator.control.set_faults(
         [{"method": "POST", "path": "/jobs", "status": 429, "retry_after_s": 0}]
     )
@@ -189,7 +195,7 @@ async def test_a_restarted_worker_finishes_a_half_submitted_run_without_duplicat
     svc: Services, batch: BatchClient, emulator: EmulatorServer, fault_path: str
 ) -> None:
     await make_task(svc, batch, "halfway")
-    run = run_service.start_run(svc, "halfway")
+    run = run_service.start_run(svc, "halfway", writer=Writer.HOST)
     emulator.control.clear_requests()
     emulator.control.set_faults([{"method": "POST", "path": fault_path, "status": 500}])
     try:
@@ -224,7 +230,7 @@ async def test_a_restart_adopts_submitted_runs_and_sweeps_their_completion(
     svc: Services, batch: BatchClient, emulator: EmulatorServer
 ) -> None:
     await make_task(svc, batch, "adopted")
-    run = run_service.start_run(svc, "adopted")
+    run = run_service.start_run(svc, "adopted", writer=Writer.HOST)
     emulator.control.clear_requests()
     first = Worker(svc, FAST)
     await drive(first, lambda: svc.store.get_run(run.id).state is not RunState.QUEUED)
@@ -263,7 +269,7 @@ async def test_quota_holds_runs_queued_instead_of_failing_them(
     try:
         await make_task(svc, client, "quota")
         quota_emulator.control.hold(job_id="ps-*", task_id="*", state="running")
-        created = [run_service.start_run(svc, "quota") for _ in range(4)]
+        created = [run_service.start_run(svc, "quota", writer=Writer.HOST) for _ in range(4)]
         worker = Worker(svc, FAST)
         await drive(worker, lambda: worker.metrics.quota_holds["local"] >= 1, advance_s=0.1)
         states = [svc.store.get_run(r.id).state for r in created]
@@ -295,7 +301,7 @@ async def test_run_once_follows_retries_with_the_engine_steps(
 ) -> None:
     policy = RetryPolicy(enabled=True, max_attempts=2, initial_delay_s=0, max_delay_s=0)
     await make_task(svc, batch, "once", "/bin/sh -c 'exit 2'", retry=policy)
-    run = run_service.start_run(svc, "once")
+    run = run_service.start_run(svc, "once", writer=Writer.HOST)
     seen: list[tuple[int, RunState]] = []
 
     async def no_sleep(_: float) -> None:

@@ -33,6 +33,7 @@ from polysync.domain.models import (
 )
 from polysync.jobtypes.azure_batch.jobtype import BatchJobType
 from polysync.jobtypes.base import PollResult, ProviderStatus, ResolvedParam, SubmitRequest
+from tests.support import StaticSecrets
 
 if TYPE_CHECKING:
     from batch_emulator.server import EmulatorServer
@@ -101,17 +102,14 @@ def platform(emulator: EmulatorServer) -> Platform:
     return make_platform(emulator)
 
 
-def resolver(values: Mapping[str, str]) -> Any:
-    def resolve(ref: SecretRef) -> str:
-        return values[str(ref)]
-
-    return resolve
+def resolver(values: Mapping[str, str]) -> StaticSecrets:
+    return StaticSecrets(values)
 
 
 @pytest.fixture
 async def jobtype(emulator: EmulatorServer) -> AsyncIterator[BatchJobType]:
     jt = BatchJobType(
-        resolve_secret=resolver({str(KEY_REF): emulator.key, str(TOKEN_REF): BEARER}),
+        secrets=resolver({str(KEY_REF): emulator.key, str(TOKEN_REF): BEARER}),
         retry_total=1,
         retry_backoff_factor=0.01,
     )

@@ -33,7 +33,7 @@ WRONG_KEY = base64.b64encode(b"this-is-not-the-account-key-0123").decode()
 
 
 def _jobtype(**secrets: str) -> BatchJobType:
-    return BatchJobType(resolve_secret=resolver(secrets), retry_total=0)
+    return BatchJobType(secrets=resolver(secrets), retry_total=0)
 
 
 async def test_wrong_key_is_an_authentication_error(emulator: EmulatorServer) -> None:

@@ -138,15 +138,25 @@ def test_invalid_key_is_refused_without_echoing_it() -> None:
     auth = PlatformAuth(AuthMode.SHARED_KEY, secret=SecretRef("env", "BAD"))
     with pytest.raises(SecretError) as caught:
         build_credential(_platform(auth), lambda _ref: secret)
-    assert "env:BAD" in str(caught.value)
+    # Names no host reference (a viewer may read this in a run's failure), never the value.
+    assert "its host reference" in str(caught.value)
+    assert "env:BAD" not in str(caught.value)
     assert secret not in str(caught.value)
     assert "sup3r" not in repr(caught.value)
 
 
 def test_empty_secret_is_refused() -> None:
     auth = PlatformAuth(AuthMode.BEARER_TOKEN, secret=SecretRef("env", "EMPTY"))
-    with pytest.raises(SecretError, match="env:EMPTY"):
+    with pytest.raises(
+        SecretError, match=r"bearer token of platform 'p1' \(its host reference\) is empty"
+    ):
         build_credential(_platform(auth), lambda _ref: "  ")
+
+
+def test_a_vault_reference_is_named_in_errors() -> None:
+    auth = PlatformAuth(AuthMode.SHARED_KEY, secret=SecretRef("vault", "kv/batch-key"))
+    with pytest.raises(SecretError, match=r"\(vault://kv/batch-key\) is not valid base64"):
+        build_credential(_platform(auth), lambda _ref: "not base64 !!!")
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,7 @@ from tests.jobtype.conftest import (
     unique,
     wait_for,
 )
+from tests.support import StaticSecrets
 
 # ----------------------------------------------------------------- helpers
 
@@ -290,7 +291,7 @@ async def test_aclose_closes_the_session(emulator: EmulatorServer) -> None:
 
 
 async def test_jobtype_aclose_closes_every_session(emulator: EmulatorServer) -> None:
-    jobtype = BatchJobType(resolve_secret=lambda _ref: emulator.key, retry_total=0)
+    jobtype = BatchJobType(secrets=StaticSecrets(default=emulator.key), retry_total=0)
     one = await jobtype.api(make_platform(emulator, name="one"))
     two = await jobtype.api(make_platform(emulator, name="two"))
     sessions = [one._session, two._session]

@@ -21,6 +21,7 @@ from polysync.domain.models import (
     ParamOrigin,
     RunState,
 )
+from polysync.domain.secrets import Writer
 from polysync.errors import InputError, NotFoundError
 from polysync.jobtypes.base import ImportedTemplate
 from polysync.services import jobs as job_service
@@ -92,8 +93,8 @@ async def test_stuck_starting_run_gets_the_pool_diagnosis(
 ) -> None:
     tpl = template(batch, pool="empty")
     await job_service.import_jobs(svc, "local", [tpl])
-    task_service.create_task(svc, "stuck", tpl, {})
-    run = run_service.start_run(svc, "stuck")
+    task_service.create_task(svc, "stuck", tpl, {}, writer=Writer.HOST)
+    run = run_service.start_run(svc, "stuck", writer=Writer.HOST)
     run = await run_service.submit_run(svc, run.id)
     assert run.state is RunState.STARTING
 
@@ -119,8 +120,10 @@ async def test_cancel_of_a_run_that_already_failed_records_its_own_outcome_once(
     """Decision 0005: the task ended before the terminate; its failure stands, read once."""
     tpl = template(batch, command="/bin/sh -c 'echo nope >&2; exit 3'")
     await job_service.import_jobs(svc, "local", [tpl])
-    task_service.create_task(svc, "ends-first", tpl, {})
-    run = await run_service.submit_run(svc, run_service.start_run(svc, "ends-first").id)
+    task_service.create_task(svc, "ends-first", tpl, {}, writer=Writer.HOST)
+    run = await run_service.submit_run(
+        svc, run_service.start_run(svc, "ends-first", writer=Writer.HOST).id
+    )
     assert run.batch_job_id is not None
     assert run.batch_task_id is not None
     job_id, task_id = run.batch_job_id, run.batch_task_id
@@ -151,9 +154,13 @@ async def test_import_warns_without_max_wall_clock_and_sync_keeps_user_edits(
     assert any("maxWallClockTime" in w for w in outcome.job.warnings)
     assert {p.name for p in outcome.job.parameters} == {"A", "B"}
 
-    job_service.set_parameter(svc, tpl, job_service.ParamEdit("A", data_type="Int", default="42"))
+    job_service.set_parameter(
+        svc, tpl, job_service.ParamEdit("A", data_type="Int", default="42"), writer=Writer.HOST
+    )
     job_service.set_overrides(svc, tpl, changes={"command_line": "/bin/sh -c 'echo override'"})
-    job_service.set_parameter(svc, tpl, job_service.ParamEdit("EXTRA", default="x"))
+    job_service.set_parameter(
+        svc, tpl, job_service.ParamEdit("EXTRA", default="x"), writer=Writer.HOST
+    )
 
     synced = await job_service.sync_job(svc, tpl)
     params = {p.name: p for p in synced.job.parameters}
@@ -172,8 +179,8 @@ async def test_run_uses_override_and_follow_streams_the_output(
     job_service.set_overrides(
         svc, tpl, changes={"command_line": "/bin/sh -c 'echo one $WHO; echo two $WHO'"}
     )
-    task_service.create_task(svc, "follow", tpl, {"WHO": "me"})
-    run = run_service.start_run(svc, "follow")
+    task_service.create_task(svc, "follow", tpl, {"WHO": "me"}, writer=Writer.HOST)
+    run = run_service.start_run(svc, "follow", writer=Writer.HOST)
     emulator.control.hold(job_id="*", task_id="follow", state="active")
     run = await run_service.submit_run(svc, run.id)
     chunks: list[bytes] = []
@@ -194,20 +201,22 @@ async def test_run_uses_override_and_follow_streams_the_output(
 async def test_start_run_validates_before_creating(svc: Services, batch: BatchClient) -> None:
     tpl = template(batch, env={"N": "1"})
     await job_service.import_jobs(svc, "local", [tpl])
-    job_service.set_parameter(svc, tpl, job_service.ParamEdit("N", data_type="Int"))
-    task_service.create_task(svc, "typed", tpl, {})
+    job_service.set_parameter(
+        svc, tpl, job_service.ParamEdit("N", data_type="Int"), writer=Writer.HOST
+    )
+    task_service.create_task(svc, "typed", tpl, {}, writer=Writer.HOST)
     with pytest.raises(InputError, match="N"):
-        run_service.start_run(svc, "typed", {"N": "one"})
+        run_service.start_run(svc, "typed", {"N": "one"}, writer=Writer.HOST)
     with pytest.raises(NotFoundError):
-        run_service.start_run(svc, "no-such-task")
+        run_service.start_run(svc, "no-such-task", writer=Writer.HOST)
     assert svc.store.list_runs() == []
 
 
 async def test_import_all_skips_polysync_run_jobs(svc: Services, batch: BatchClient) -> None:
     tpl = template(batch)
     await job_service.import_jobs(svc, "local", [tpl])
-    task_service.create_task(svc, "quick", tpl, {})
-    run = run_service.start_run(svc, "quick")
+    task_service.create_task(svc, "quick", tpl, {}, writer=Writer.HOST)
+    run = run_service.start_run(svc, "quick", writer=Writer.HOST)
     run = await run_service.wait_run(svc, run.id)
     assert run.state is RunState.SUCCEEDED
     imported = await job_service.import_jobs(svc, "local", import_all=True)
@@ -265,8 +274,8 @@ async def test_an_outcome_decided_before_a_cancel_request_is_not_recorded(
     of the outcome it decided is refused, and the next poll decides with the new copy."""
     tpl = template(batch, command="/bin/sh -c 'exit 3'")
     await job_service.import_jobs(svc, "local", [tpl])
-    task_service.create_task(svc, "stale", tpl, {})
-    run = await run_service.submit_run(svc, run_service.start_run(svc, "stale"))
+    task_service.create_task(svc, "stale", tpl, {}, writer=Writer.HOST)
+    run = await run_service.submit_run(svc, run_service.start_run(svc, "stale", writer=Writer.HOST))
     assert run.state is RunState.STARTING
     assert run.batch_job_id is not None
     job_id, task_id = run.batch_job_id, run.batch_task_id or ""

@@ -1,6 +1,6 @@
 """The store never writes a secret value in clear (issue 3 acceptance 3, D11).
 
-There is no column for one: platform credentials are ``env:``/``file:`` references, run
+There is no column for one: platform and vault credentials are references, run
 parameters arrive redacted, and a Secret parameter's default or value must be a reference
 — the store refuses a literal whatever the caller, and a scan of the database files
 finds none of the values it was offered.
@@ -36,7 +36,12 @@ def test_no_column_can_hold_a_secret_value() -> None:
         for column in table.columns
         if suspicious.search(column.name)
     }
-    assert found == {"platforms.auth_secret_ref"}
+    # References and glob patterns of secret names (decision 0010), no values.
+    assert found == {
+        "platforms.auth_secret_ref",
+        "secret_vaults.auth_secret_ref",
+        "secret_vaults.task_secrets",
+    }
     # …and the domain gives a platform's credential only as a reference.
     assert {f.name for f in fields(PlatformAuth)} == {
         "mode",
@@ -50,7 +55,7 @@ def test_no_column_can_hold_a_secret_value() -> None:
 def test_secret_default_must_be_a_reference(store: SqlStore) -> None:
     store.add_platform(make_platform())
     job = replace(make_job(), parameters=(Parameter("TOKEN", DataType.SECRET, default=MARKER),))
-    with pytest.raises(ParameterError, match=r"parameter TOKEN is a Secret.*env:NAME or file:PATH"):
+    with pytest.raises(ParameterError, match=r"parameter TOKEN is a Secret.*vault://VAULT/SECRET"):
         store.upsert_job(job)
     assert store.list_jobs() == []
 

@@ -14,6 +14,7 @@ import pytest
 from azure.batch import BatchClient
 from playwright.sync_api import BrowserContext, Page, expect
 
+from polysync.domain.secrets import Writer
 from polysync.services import tasks as task_service
 from tests.web.conftest import Console, make_template, screenshot, signed_in
 
@@ -194,7 +195,7 @@ def test_failing_run_shows_its_failure(
         max_wall_clock=None,
     )
     job = import_via_api(console, template)
-    task_service.create_task(console.services, "web-fail", job, {})
+    task_service.create_task(console.services, "web-fail", job, {}, writer=Writer.HOST)
     signed_in(context, console, "operator")
 
     page.goto(f"{console.url}/jobs/{job}")
@@ -219,7 +220,9 @@ def test_cancel_a_running_run(
         batch, "/bin/sh -c 'echo started; sleep 60'", prefix="webslow", max_wall_clock=None
     )
     job = import_via_api(console, template)
-    task_service.create_task(console.services, "web-slow", job, {}, execution_timeout_s=600)
+    task_service.create_task(
+        console.services, "web-slow", job, {}, execution_timeout_s=600, writer=Writer.HOST
+    )
     signed_in(context, console, "operator")
 
     page.goto(console.url + "/tasks")

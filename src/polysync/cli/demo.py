@@ -18,6 +18,7 @@ from pathlib import Path
 from polysync.cli import render
 from polysync.cli.runtime import Session, session, settings
 from polysync.domain.models import AuthMode, RunState, TaskRun
+from polysync.domain.secrets import Writer
 from polysync.errors import NotFoundError
 from polysync.jobtypes.base import DiscoveredJob
 from polysync.services import jobs as job_service
@@ -107,6 +108,7 @@ def run_demo(*, port: int = 8045) -> int:
                 auth=AuthMode.SHARED_KEY,
                 key_file=str(key_file),
             ),
+            writer=Writer.HOST,
             replace_existing=True,
         )
         render.platform(platform)
@@ -143,15 +145,19 @@ def run_demo(*, port: int = 8045) -> int:
         for name in ("SLEEP_S", "EXIT_CODE"):
             # Typed parameters are validated when a task is saved and again at run time.
             job_service.set_parameter(
-                svc, TEMPLATE_ID, job_service.ParamEdit(name, data_type="Int")
+                svc, TEMPLATE_ID, job_service.ParamEdit(name, data_type="Int"), writer=Writer.HOST
             )
         render.job(svc.store.get_job(TEMPLATE_ID))
 
         _step(f"5. A task: {TASK}, with NAME=Polysync")
         try:
-            task = task_service.update_task(svc, TASK, set_params={"NAME": "Polysync"})
+            task = task_service.update_task(
+                svc, TASK, set_params={"NAME": "Polysync"}, writer=Writer.HOST
+            )
         except NotFoundError:
-            task = task_service.create_task(svc, TASK, TEMPLATE_ID, {"NAME": "Polysync"})
+            task = task_service.create_task(
+                svc, TASK, TEMPLATE_ID, {"NAME": "Polysync"}, writer=Writer.HOST
+            )
         render.task(task)
 
         _step("6. Run once, and read its stdout")
@@ -197,7 +203,7 @@ async def _discover(s: Session) -> list[DiscoveredJob]:
 
 def _run(s: Session, params: dict[str, str]) -> TaskRun:
     svc = s.services
-    run = run_service.start_run(svc, TASK, params)
+    run = run_service.start_run(svc, TASK, params, writer=Writer.HOST)
     run = s.run(run_service.submit_run(svc, run.id))
     render.run_header(run)
     started = time.monotonic()
@@ -221,7 +227,7 @@ async def _read(s: Session, run_id: int, path: str) -> str:
 
 async def _run_and_cancel(s: Session) -> TaskRun:
     svc = s.services
-    run = run_service.start_run(svc, TASK, {"SLEEP_S": "300"})
+    run = run_service.start_run(svc, TASK, {"SLEEP_S": "300"}, writer=Writer.HOST)
     run = await run_service.submit_run(svc, run.id)
     render.run_header(run)
     run = await run_service.wait_run(

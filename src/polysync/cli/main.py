@@ -19,9 +19,11 @@ import typer
 from polysync.cli import render
 from polysync.cli.runtime import Session, session, set_global_overrides
 from polysync.cli.server import server_app, token_app
+from polysync.cli.vault import vault_app
 from polysync.cli.worker import worker_app
 from polysync.domain.durations import parse_duration_text
 from polysync.domain.models import AuthMode, BackoffStrategy, RetryPolicy, RunState, TaskRun
+from polysync.domain.secrets import Writer
 from polysync.errors import InputError, PolysyncError
 from polysync.jobtypes.base import DiscoveredJob
 from polysync.services import jobs as job_service
@@ -62,6 +64,7 @@ app.add_typer(run_app, name="run")
 app.add_typer(worker_app, name="worker")
 app.add_typer(server_app, name="server")
 app.add_typer(token_app, name="token")
+app.add_typer(vault_app, name="vault")
 
 
 @app.callback()
@@ -99,6 +102,14 @@ def platform_add(
     subscription_id: Annotated[str, typer.Option(help="Subscription Id (a GUID).")],
     resource_group: Annotated[str, typer.Option(help="Resource Group Name.")],
     auth: Annotated[AuthMode, typer.Option(help="How to authenticate.")] = AuthMode.SHARED_KEY,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="shared-key: reference to the account key: vault://VAULT/SECRET, env:NAME or "
+            "file:PATH (never the key itself).",
+        ),
+    ] = None,
     key_env: Annotated[
         str | None, typer.Option(help="shared-key: environment variable holding the account key.")
     ] = None,
@@ -109,6 +120,13 @@ def platform_add(
     client_id: Annotated[
         str | None, typer.Option(help="App (client) id; for managed-identity, a user-assigned id.")
     ] = None,
+    client_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--client-secret",
+            help="service-principal: reference to the client secret (vault://, env:, file:).",
+        ),
+    ] = None,
     client_secret_env: Annotated[
         str | None, typer.Option(help="service-principal: env var holding the client secret.")
     ] = None,
@@ -116,13 +134,30 @@ def platform_add(
         str | None, typer.Option(help="service-principal: file holding the client secret.")
     ] = None,
     certificate_path: Annotated[
-        str | None, typer.Option(help="certificate: PEM/PKCS12 file with the private key.")
+        str | None,
+        typer.Option(
+            help="certificate: PEM/PKCS12 file with the private key, or a vault://VAULT/SECRET "
+            "reference to it."
+        ),
+    ] = None,
+    certificate_password: Annotated[
+        str | None,
+        typer.Option(
+            "--certificate-password",
+            help="certificate: reference to the certificate password (vault://, env:, file:).",
+        ),
     ] = None,
     certificate_password_env: Annotated[
         str | None, typer.Option(help="certificate: env var holding the certificate password.")
     ] = None,
     certificate_password_file: Annotated[
         str | None, typer.Option(help="certificate: file holding the certificate password.")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", help="bearer-token: reference to an access token (vault://, env:, file:)."
+        ),
     ] = None,
     token_env: Annotated[
         str | None, typer.Option(help="bearer-token: env var holding an access token.")
@@ -141,7 +176,8 @@ def platform_add(
     ] = False,
     output: OutputOpt = Output.TABLE,
 ) -> None:
-    """Register a Batch account. Secrets are read from env vars or files, never from flags."""
+    """Register a Batch account. Secrets are references (a vault, an env var or a file),
+    never flag values."""
     data = platform_service.PlatformInput(
         name=name,
         account_url=account_url,
@@ -149,22 +185,28 @@ def platform_add(
         subscription_id=subscription_id,
         resource_group=resource_group,
         auth=auth,
+        key_ref=key,
         key_env=key_env,
         key_file=key_file,
         tenant_id=tenant_id,
         client_id=client_id,
+        client_secret_ref=client_secret,
         client_secret_env=client_secret_env,
         client_secret_file=client_secret_file,
         certificate_path=certificate_path,
+        certificate_password_ref=certificate_password,
         certificate_password_env=certificate_password_env,
         certificate_password_file=certificate_password_file,
+        token_ref=token,
         token_env=token_env,
         token_file=token_file,
         verify_tls=not insecure,
         ca_bundle=ca_bundle,
     )
     with session() as s:
-        platform = platform_service.add_platform(s.services, data, replace_existing=replace)
+        platform = platform_service.add_platform(
+            s.services, data, writer=Writer.HOST, replace_existing=replace
+        )
     if output is Output.JSON:
         render.print_json(views.platform_view(platform))
     else:
@@ -428,7 +470,11 @@ def param_set(
     ] = None,
     direction: Annotated[str | None, typer.Option(help="Input, Output or Input&Output.")] = None,
     default: Annotated[
-        str | None, typer.Option(help="Default value (Secret: env:NAME or file:PATH only).")
+        str | None,
+        typer.Option(
+            help="Default value (Secret: a reference only: vault://VAULT/SECRET, env:NAME or "
+            "file:PATH)."
+        ),
     ] = None,
     no_default: Annotated[bool, typer.Option("--no-default", help="Remove the default.")] = False,
     description: Annotated[str | None, typer.Option()] = None,
@@ -444,7 +490,7 @@ def param_set(
         description=description,
     )
     with session() as s:
-        j, notices = job_service.set_parameter(s.services, job, edit)
+        j, notices = job_service.set_parameter(s.services, job, edit, writer=Writer.HOST)
     for n in notices:
         render.notice(n)
     if output is Output.JSON:
@@ -508,7 +554,11 @@ def task_create(
     job: Annotated[str, typer.Option("--job", "-j", help="The Job this task runs.")],
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", help="NAME=VALUE; VALUE may be env:VAR or file:PATH (repeatable)."),
+        typer.Option(
+            "--param",
+            help="NAME=VALUE (repeatable); a Secret parameter takes a reference: "
+            "vault://VAULT/SECRET, env:NAME or file:PATH.",
+        ),
     ] = None,
     timeout: TimeoutOpt = None,
     retries: RetriesOpt = None,
@@ -531,7 +581,11 @@ def task_create(
             retry_policy=_retry_policy(retries, retry_backoff, retry_delay, retry_max_delay),
             priority=priority,
             description=description,
+            writer=Writer.HOST,
         )
+        notes = task_service.literal_notices(s.services.store.get_job(t.job), params)
+    for note in notes:
+        render.notice(note)
     if output is Output.JSON:
         render.print_json(views.task_view(t))
     else:
@@ -556,18 +610,23 @@ def task_set(
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """Change a Task's parameter values or run settings."""
+    set_params = task_service.parse_assignments(param or [])
     with session() as s:
         t = task_service.update_task(
             s.services,
             name,
-            set_params=task_service.parse_assignments(param or []),
+            set_params=set_params,
             unset_params=unset_param or (),
             execution_timeout_s=_seconds(timeout, "--timeout"),
             clear_timeout=no_timeout,
             retry_policy=_retry_policy(retries, retry_backoff, retry_delay, retry_max_delay),
             priority=priority,
             description=description,
+            writer=Writer.HOST,
         )
+        notes = task_service.literal_notices(s.services.store.get_job(t.job), set_params)
+    for note in notes:
+        render.notice(note)
     if output is Output.JSON:
         render.print_json(views.task_view(t))
     else:
@@ -673,7 +732,7 @@ def task_run(
     """Run Once: submit now, print the RunId and monitor link, follow it to the end."""
     overrides = task_service.parse_assignments(param or [])
     with session() as s:
-        run = run_service.start_run(s.services, name, overrides)
+        run = run_service.start_run(s.services, name, overrides, writer=Writer.HOST)
         try:
             run = s.run(run_service.submit_run(s.services, run.id))
         except PolysyncError:

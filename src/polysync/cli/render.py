@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.markup import escape as escape  # re-exported for the CLI modules
 from rich.table import Table
 
-from polysync.domain.models import Job, Platform, RunState, Task, TaskRun
+from polysync.domain.models import Job, Platform, RunState, SecretVault, Task, TaskRun
 from polysync.jobtypes.base import ConnectivityReport, DiscoveredJob
 from polysync.services import views
+from polysync.vaults.checks import VaultCheck
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -122,6 +123,56 @@ def connectivity(name: str, report: ConnectivityReport) -> None:
         console.print(f"[green]Platform {escape(name)} is reachable and the credential works.[/]")
     else:
         console.print(f"[red]Platform {escape(name)} has problems: see the failed checks above.[/]")
+
+
+# -- vaults ------------------------------------------------------------------------------
+
+
+def vaults(items: Sequence[SecretVault]) -> None:
+    if not items:
+        info("No Secret Vaults yet: declare one with `polysync vault add NAME --url ...`.")
+        return
+    table = _table("NAME", "URL", "AUTH", "TASK SECRETS")
+    for v in items:
+        table.add_row(v.name, v.url, v.auth.mode.value, ", ".join(v.task_secrets) or "(none)")
+    console.print(table)
+
+
+def vault(v: SecretVault) -> None:
+    view = views.vault_view(v)
+    rows = [
+        ("Name", v.name),
+        ("Provider", "Azure Key Vault"),
+        ("Vault URL", v.url),
+        ("Authentication", v.auth.mode.value),
+    ]
+    auth = view["auth"]
+    for key, label in (
+        ("secret_ref", "Credential read from"),
+        ("tenant_id", "Tenant Id"),
+        ("client_id", "Client Id"),
+        ("certificate_path", "Certificate"),
+    ):
+        if auth[key]:
+            rows.append((label, str(auth[key])))
+    if v.ca_bundle:
+        rows.append(("CA bundle", v.ca_bundle))
+    if not v.verify_tls:
+        rows.append(("TLS verification", "off"))
+    rows.append(("Task secrets", ", ".join(v.task_secrets) or "(none: platforms only)"))
+    _kv(rows)
+
+
+def vault_checks(name: str, checks: Sequence[VaultCheck]) -> bool:
+    for check in checks:
+        mark = "[green]ok[/]  " if check.ok else "[red]fail[/]"
+        console.print(f"{mark} {escape(check.name)}: {escape(check.detail)}")
+    ok = all(c.ok for c in checks)
+    if ok:
+        console.print(f"[green]Vault {escape(name)} is reachable and may list secret names.[/]")
+    else:
+        console.print(f"[red]Vault {escape(name)} has problems: see the failed check above.[/]")
+    return ok
 
 
 def discovered(items: Iterable[DiscoveredJob]) -> int:

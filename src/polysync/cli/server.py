@@ -95,6 +95,7 @@ def _demo_setup(emulator_port: int) -> Iterator[None]:
     from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
     from polysync.cli import demo
     from polysync.domain.models import AuthMode
+    from polysync.domain.secrets import Writer
     from polysync.jobtypes.azure_batch.demo_fixtures import ensure_demo_template
     from polysync.jobtypes.azure_batch.jobtype import BatchJobType
     from polysync.services import jobs as job_service
@@ -120,6 +121,7 @@ def _demo_setup(emulator_port: int) -> Iterator[None]:
                     auth=AuthMode.SHARED_KEY,
                     key_file=str(key_file),
                 ),
+                writer=Writer.HOST,
                 replace_existing=True,
             )
             assert isinstance(svc.jobtype, BatchJobType)
@@ -136,12 +138,17 @@ def _demo_setup(emulator_port: int) -> Iterator[None]:
             s.run(job_service.import_jobs(svc, demo.PLATFORM, [demo.TEMPLATE_ID]))
             for name in ("SLEEP_S", "EXIT_CODE"):
                 job_service.set_parameter(
-                    svc, demo.TEMPLATE_ID, job_service.ParamEdit(name, data_type="Int")
+                    svc,
+                    demo.TEMPLATE_ID,
+                    job_service.ParamEdit(name, data_type="Int"),
+                    writer=Writer.HOST,
                 )
             try:
                 svc.store.get_task(demo.TASK)
             except NotFoundError:
-                task_service.create_task(svc, demo.TASK, demo.TEMPLATE_ID, {"NAME": "Polysync"})
+                task_service.create_task(
+                    svc, demo.TASK, demo.TEMPLATE_ID, {"NAME": "Polysync"}, writer=Writer.HOST
+                )
         render.info(
             f"Demo: platform {demo.PLATFORM} on the emulator at {endpoint}, job "
             f"{demo.TEMPLATE_ID}, task {demo.TASK}."

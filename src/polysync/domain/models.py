@@ -31,23 +31,58 @@ class AuthMode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SecretRef:
-    """Where a secret lives: ``env:NAME`` or ``file:PATH``. Never the secret itself."""
+    """Where a secret lives, never the secret itself (docs/decisions/0010-secret-model.md).
 
-    kind: str  # "env" | "file"
+    ``env``/``file`` are *host* references (the environment or a file of the process that
+    resolves them); ``vault`` names a secret of a declared Secret Vault, its target being
+    ``VAULT/SECRET`` or ``VAULT/SECRET/VERSION``.
+    """
+
+    kind: str  # "env" | "file" | "vault"
     target: str
 
     def __str__(self) -> str:
+        if self.kind == "vault":
+            return f"vault://{self.target}"
         return f"{self.kind}:{self.target}"
+
+    @property
+    def is_host(self) -> bool:
+        return self.kind in ("env", "file")
+
+    def _vault_part(self, index: int) -> str | None:
+        if self.kind != "vault":
+            return None
+        parts = self.target.split("/")
+        return parts[index] if index < len(parts) else None
+
+    @property
+    def vault(self) -> str | None:
+        """The vault name of a ``vault://`` reference."""
+        return self._vault_part(0)
+
+    @property
+    def secret(self) -> str | None:
+        """The secret name of a ``vault://`` reference."""
+        return self._vault_part(1)
+
+    @property
+    def version(self) -> str | None:
+        """The pinned version of a ``vault://`` reference (None: the current one)."""
+        return self._vault_part(2)
 
 
 @dataclass(frozen=True, slots=True)
 class PlatformAuth:
+    """How to authenticate: a Platform to its Batch account, or a Secret Vault to its vault."""
+
     mode: AuthMode
     # shared-key: the account key; service-principal: the client secret;
     # certificate: the certificate password (optional); bearer-token: the token.
     secret: SecretRef | None = None
     tenant_id: str | None = None
     client_id: str | None = None
+    # A file of the host, or a vault:// reference whose value is the certificate itself.
     certificate_path: str | None = None
 
 
@@ -64,6 +99,28 @@ class Platform:
     # Verify TLS certificates (off only for the emulator's self-signed --tls mode).
     verify_tls: bool = True
     ca_bundle: str | None = None
+    created_at: datetime | None = None
+
+
+VAULT_PROVIDER_AZURE = "azure-key-vault"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretVault:
+    """A pointer to an external secret manager (POLYSYNC-CONCEPTS.md, Secret Vault).
+
+    It holds where the vault is and how to reach it; never a secret. ``vault://NAME/SECRET``
+    references resolve through it. ``task_secrets`` are glob patterns of the secret names
+    Task and run parameters may refer to (decision 0010).
+    """
+
+    name: str
+    url: str
+    auth: PlatformAuth
+    provider: str = VAULT_PROVIDER_AZURE
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    task_secrets: tuple[str, ...] = ("*",)
     created_at: datetime | None = None
 
 
@@ -166,7 +223,8 @@ class Task:
 
     name: str
     job: str  # Job.name
-    # Literal values, or "env:NAME" / "file:PATH" references resolved at run time.
+    # Literal values; Secret parameters hold references (vault://, env:, file:) resolved
+    # at run time (decision 0010).
     params: dict[str, str] = field(default_factory=dict)
     execution_timeout_s: int | None = None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
@@ -234,7 +292,8 @@ class TaskRun:
     failure: Failure | None = None
     # The parameter values sent as environmentSettings, secrets replaced by "***".
     params_sent: dict[str, str] = field(default_factory=dict)
-    # Overrides given to `task run --param` (literals or env:/file: refs; never resolved).
+    # Overrides given to `task run --param` (literals, or references for Secret
+    # parameters; stored unresolved).
     param_overrides: dict[str, str] = field(default_factory=dict)
     diagnosis: str | None = None  # e.g. the stuck-Starting pool diagnosis (D9)
     created_at: datetime | None = None

@@ -17,7 +17,8 @@ Float    a finite decimal number, sent as typed (stripped); ``nan``/``inf`` refu
          not re-printed through a binary float, so ``12.50`` stays ``12.50``
 Bool     ``true/false/1/0/yes/no`` (any case) → ``true`` / ``false``
 JSON     must parse (no ``NaN``/``Infinity``), sent compact: ``{"a":1}``
-Secret   any non-empty text; resolved at run time, never echoed in an error
+Secret   a reference (vault://, env:, file:), resolved at run time, never echoed in an
+         error (decision 0010)
 =======  ==========================================================================
 
 Precedence of a value, highest first: the run's override (``task run --param``), the
@@ -214,7 +215,7 @@ def validate_value(param: Parameter, value: str) -> str:
         if value == "":
             raise ParameterError(
                 f"parameter {param.name} (Secret) is empty; give a reference to a non-empty "
-                "secret (env:NAME or file:PATH)."
+                f"secret ({secrets.FORMS})."
             )
         return value
     text = value.strip()
@@ -277,9 +278,10 @@ def _json(param: Parameter, value: str) -> str:
 class ParamValue:
     """The value a run uses for one parameter, before references are resolved.
 
-    ``raw`` is a literal (maybe ``literal:``-escaped) or an ``env:``/``file:`` reference.
-    ``secret`` is True for Secret parameters and for any value given as a reference:
-    references are how secrets are passed, so their resolved text is always masked.
+    ``raw`` is a literal (maybe ``literal:``-escaped) or, for a Secret parameter, a
+    reference. ``secret`` is True for Secret parameters, the only ones whose value is a
+    reference (decision 0010: elsewhere ``env:X`` is just text), so their resolved text
+    is always masked.
     """
 
     name: str
@@ -333,7 +335,7 @@ def effective_values(
                 raw=raw,
                 direction=param.direction,
                 data_type=param.data_type,
-                secret=param.data_type is DataType.SECRET or secrets.is_ref(raw),
+                secret=param.data_type is DataType.SECRET,
                 source=source,
             )
         )

@@ -1,23 +1,25 @@
-"""Secret references, their resolution, and masking of live secret values (D11).
+"""Secret references, who may write them, and masking of live secret values.
 
-A value that stands for a secret is stored as a *reference*, never as the secret:
+A value that stands for a secret is stored as a *reference*, never as the secret
+(docs/decisions/0010-secret-model.md):
 
-* ``env:NAME`` — the environment variable ``NAME`` of the process that submits the run;
-* ``file:PATH`` — the contents of a UTF-8 text file (``~`` is expanded, a relative path is
-  relative to the working directory; one trailing newline is dropped, because editors and
-  ``echo`` add one).
+* ``vault://VAULT/SECRET`` / ``vault://VAULT/SECRET/VERSION`` — a secret of a declared
+  Secret Vault (Azure Key Vault), its current or a pinned version;
+* ``env:NAME`` — the environment variable ``NAME`` of the process that resolves it;
+* ``file:PATH`` — the contents of a UTF-8 text file on that host.
 
-Anything else is a literal. To pass a literal that itself starts with ``env:``, ``file:``
-or ``literal:``, prefix it with ``literal:`` — ``literal:env:x`` is sent as ``env:x``. Only
-one prefix is removed, so ``literal:literal:x`` is sent as ``literal:x``.
+References are read only in *Secret slots* (platform and vault credentials, Secret
+parameters); anywhere else text is a literal. One leading ``literal:`` is removed from a
+literal (``literal:env:x`` is sent as ``env:x``), as before decision 0010, so values
+saved then keep their meaning.
 
-Polysync's ``vault://<vault>/<secret>`` references (POLYSYNC-CONCEPTS.md §Secret Vault) are
-not supported by this edition; they are refused rather than sent as text, so a user
-copying a Polysync value gets told instead of leaking the reference to the task as data.
+Who may write which reference is :func:`check_ref`: the host (the CLI) any; API and
+console admins vault references and host references on the deployment's allow-list,
+operators only vault references their vault admits for Task parameters.
 
-Resolving is the only I/O in ``polysync.domain``. Every resolved value is registered with
-the process-wide :class:`Redactor`, so it is masked as ``***`` in log lines (through
-:class:`RedactingFilter`) and in error text rendered through :func:`redact_known`.
+This module is pure: reading a reference is ``polysync.secrets``. Every value read is
+registered with the process-wide :data:`REDACTOR`, so it is masked as ``***`` in log lines
+(:class:`RedactingFilter`) and in task output before it is stored or served.
 
 Secrets shorter than :data:`MIN_SECRET_LEN` characters are *not* masked: masking ``1`` or
 ``yes`` would turn every log line into noise and hide the ids users need, and a value that
@@ -27,17 +29,18 @@ records of sent parameters mask secret parameters by their flag, not by their te
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from urllib.parse import quote
 
 from polysync.domain.models import SecretRef
-from polysync.errors import SecretError
+from polysync.errors import ReferenceNotAllowed, SecretError
 
 ENV_PREFIX = "env:"
 FILE_PREFIX = "file:"
@@ -48,12 +51,18 @@ MIN_SECRET_LEN = 4
 MASK = "***"
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FORMS = "write env:NAME or file:PATH"
-_LITERAL_HINT = "to send text that starts with '{prefix}' as it is, write literal:{prefix}..."
+# Vault names follow platform names; secret names and versions are Key Vault's own rules.
+_VAULT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
+_VERSION = re.compile(r"[0-9A-Fa-f]{32}")
+FORMS = "vault://VAULT/SECRET, env:NAME or file:PATH"
+
+
+# -- parsing -----------------------------------------------------------------------------
 
 
 def parse_ref(text: str) -> SecretRef | None:
-    """``env:NAME`` / ``file:PATH`` → :class:`SecretRef`; a literal → None.
+    """``vault://…`` / ``env:NAME`` / ``file:PATH`` → :class:`SecretRef`; other text → None.
 
     A malformed reference raises :class:`SecretError` at once (the caller is saving or
     running a Task, and a typo is better reported now than at run time).
@@ -62,30 +71,58 @@ def parse_ref(text: str) -> SecretRef | None:
         name = text[len(ENV_PREFIX) :]
         if _ENV_NAME.fullmatch(name) is None:
             raise SecretError(
-                f"reference {text!r} does not name a valid environment variable: {_FORMS} "
-                f"(letters, digits, _); {_LITERAL_HINT.format(prefix=ENV_PREFIX)}"
+                f"reference {text!r} does not name a valid environment variable: write "
+                "env:NAME (letters, digits and _, not starting with a digit)."
             )
         return SecretRef("env", name)
     if text.startswith(FILE_PREFIX):
         path = text[len(FILE_PREFIX) :]
-        if not path.strip():
-            raise SecretError(
-                f"reference {text!r} has no path: {_FORMS}; "
-                f"{_LITERAL_HINT.format(prefix=FILE_PREFIX)}"
-            )
+        if not path.strip() or "\x00" in path:
+            raise SecretError(f"reference {text!r} has no usable path: write file:PATH.")
         return SecretRef("file", path)
     if text.startswith(VAULT_PREFIX):
-        raise SecretError(
-            f"vault references ({text}) are not supported here: put the secret in an "
-            f"environment variable or a file and {_FORMS}; "
-            f"{_LITERAL_HINT.format(prefix=VAULT_PREFIX)}"
-        )
+        return _parse_vault(text)
     return None
 
 
+def _parse_vault(text: str) -> SecretRef:
+    parts = text[len(VAULT_PREFIX) :].split("/")
+    shape = "write vault://VAULT/SECRET or vault://VAULT/SECRET/VERSION"
+    if len(parts) not in (2, 3) or not all(parts):
+        raise SecretError(f"reference {text!r} is not a vault reference: {shape}.")
+    vault, secret = parts[0], parts[1]
+    if _VAULT_NAME.fullmatch(vault) is None:
+        raise SecretError(
+            f"reference {text!r}: {vault!r} is not a vault name (1-64 letters, digits, '.', "
+            f"'_' or '-'); {shape}."
+        )
+    if _SECRET_NAME.fullmatch(secret) is None:
+        raise SecretError(
+            f"reference {text!r}: {secret!r} is not a Key Vault secret name (1-127 letters, "
+            f"digits and '-'); {shape}."
+        )
+    if len(parts) == 3 and _VERSION.fullmatch(parts[2]) is None:
+        raise SecretError(
+            f"reference {text!r}: {parts[2]!r} is not a secret version (32 hexadecimal "
+            "characters, as Key Vault shows them); leave it out to use the current version."
+        )
+    return SecretRef("vault", "/".join(p.lower() if i == 2 else p for i, p in enumerate(parts)))
+
+
 def is_ref(text: str) -> bool:
-    """True for a well-formed ``env:``/``file:`` reference (malformed ones raise)."""
+    """True for a well-formed reference (malformed ones raise)."""
     return parse_ref(text) is not None
+
+
+def require_ref(text: str, what: str) -> SecretRef:
+    """The reference a Secret slot holds; a literal is refused (never store a secret)."""
+    ref = parse_ref(text)
+    if ref is None:
+        raise SecretError(
+            f"{what} is a secret, so it takes a reference ({FORMS}), never the value itself: "
+            "that keeps it out of the database, shell history and process lists."
+        )
+    return ref
 
 
 def unescape_literal(text: str) -> str:
@@ -95,81 +132,114 @@ def unescape_literal(text: str) -> str:
 
 def escape_literal(value: str) -> str:
     """The stored form of a literal ``value``: :func:`unescape_literal` gives it back."""
-    needs = (ENV_PREFIX, FILE_PREFIX, LITERAL_PREFIX, VAULT_PREFIX)
-    return LITERAL_PREFIX + value if value.startswith(needs) else value
+    return LITERAL_PREFIX + value if value.startswith(LITERAL_PREFIX) else value
 
 
-def resolve(
-    ref: SecretRef,
-    *,
-    environ: Mapping[str, str] | None = None,
-    register: bool = True,
-) -> str:
-    """Read the secret a reference points at. Errors name the reference, never the value.
+def looks_like_ref(text: str) -> bool:
+    """Text that would be a reference in a Secret slot (a hint for literal values)."""
+    return text.startswith((ENV_PREFIX, FILE_PREFIX, VAULT_PREFIX))
 
-    ``environ`` defaults to ``os.environ``. With ``register`` (the default) the value is
-    added to the process-wide redactor so it never shows up in logs.
+
+def describe(ref: SecretRef) -> str:
+    """How messages seen by other users name a reference: vaults yes, host places never."""
+    return str(ref) if ref.kind == "vault" else "its host reference"
+
+
+# -- who may write which reference (decision 0010) ----------------------------------------
+
+
+class Writer(enum.StrEnum):
+    """Who is saving a reference: the host (CLI) or a role of the server."""
+
+    HOST = "host"
+    ADMIN = "admin"
+    OPERATOR = "operator"
+
+    @classmethod
+    def for_role(cls, role: str) -> Writer:
+        """The writer a server role is (viewers write nothing: the least, operator)."""
+        return cls.ADMIN if str(role) == "admin" else cls.OPERATOR
+
+
+class Slot(enum.StrEnum):
+    CREDENTIAL = "credential"  # platform and vault credentials, certificates, CA bundles
+    PARAMETER = "parameter"  # Secret parameter values, defaults and run overrides
+
+
+@dataclass(frozen=True, slots=True)
+class RefRules:
+    """What a deployment declared, that references are checked against.
+
+    ``vaults``: lower-cased vault name → its ``task_secrets`` patterns; ``host_allow``:
+    the host's ``[server] host_references`` globs (``env:AZURE_BATCH_*``); and
+    ``credential_secrets``: the (vault, secret) pairs platform and vault credentials use,
+    lower-cased, which Task parameters may never read.
     """
-    if ref.kind == "env":
-        value = _read_env(ref, os.environ if environ is None else environ)
-    elif ref.kind == "file":
-        value = _read_file(ref)
-    else:
-        raise SecretError(f"reference {ref} has an unknown kind {ref.kind!r}: {_FORMS}.")
-    if register:
-        REDACTOR.add(value)
-    return value
+
+    vaults: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    host_allow: tuple[str, ...] = ()
+    credential_secrets: frozenset[tuple[str, str]] = frozenset()
 
 
-def _read_env(ref: SecretRef, environ: Mapping[str, str]) -> str:
-    value = environ.get(ref.target)
-    if value is None:
-        raise SecretError(
-            f"reference {ref}: environment variable {ref.target} is not set; export it in "
-            "the environment of the Polysync process that submits the run."
+def host_allowed(ref: SecretRef, patterns: Iterable[str]) -> bool:
+    """Whether a host reference (or file path, as ``file:PATH``) matches the allow-list."""
+    text = str(ref)
+    return any(fnmatchcase(text, pattern) for pattern in patterns)
+
+
+def check_ref(ref: SecretRef, *, writer: Writer, slot: Slot, rules: RefRules, what: str) -> None:
+    """Refuse a reference ``writer`` may not put in ``slot`` (one sentence, names ``what``)."""
+    if ref.is_host:
+        if writer is Writer.HOST:
+            return
+        if writer is Writer.ADMIN and slot is Slot.CREDENTIAL:
+            if host_allowed(ref, rules.host_allow):
+                return
+            raise ReferenceNotAllowed(
+                f"{what}: {ref.kind}: references are not accepted from the server unless the "
+                "host allows them ([server] host_references in its config.toml); use a "
+                "vault://VAULT/SECRET reference, or register it with the polysync CLI on the "
+                "host."
+            )
+        raise ReferenceNotAllowed(
+            f"{what}: {ref.kind}: references are not accepted from the API or the console "
+            "(they would read the server's own environment or files); use a "
+            "vault://VAULT/SECRET reference to a Secret Vault an admin declared."
         )
-    if value == "":
-        raise SecretError(
-            f"reference {ref}: environment variable {ref.target} is empty; set it to the "
-            "secret value."
+    check_vault_ref(ref, rules=rules, slot=slot, what=what)
+
+
+def check_vault_ref(ref: SecretRef, *, rules: RefRules, slot: Slot, what: str) -> None:
+    """A vault reference must name a declared vault; in a parameter, one it lends to tasks.
+
+    Also run when a run resolves its parameters, so a narrowed ``task_secrets`` or a
+    secret that became a platform credential is refused from then on.
+    """
+    vault, secret = (ref.vault or "").lower(), (ref.secret or "").lower()
+    patterns = rules.vaults.get(vault)
+    if patterns is None:
+        raise ReferenceNotAllowed(
+            f"{what}: there is no Secret Vault named {ref.vault!r}; see `polysync vault list`, "
+            "or ask an admin to add it with `polysync vault add`."
         )
-    return value
+    if slot is not Slot.PARAMETER:
+        return
+    if (vault, secret) in rules.credential_secrets:
+        raise ReferenceNotAllowed(
+            f"{what}: secret {ref.secret!r} of vault {ref.vault!r} is a platform or vault "
+            "credential, and Task parameters may not read credentials; store the task's "
+            "secret under another name."
+        )
+    if not any(fnmatchcase(secret, p.lower()) for p in patterns):
+        shown = ", ".join(patterns) or "none"
+        raise ReferenceNotAllowed(
+            f"{what}: vault {ref.vault!r} does not lend secret {ref.secret!r} to Task "
+            f"parameters (its task secrets: {shown}); ask an admin to widen them with "
+            f"`polysync vault add {ref.vault} ... --task-secrets PATTERN --replace`."
+        )
 
 
-def _read_file(ref: SecretRef) -> str:
-    path = Path(ref.target).expanduser()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SecretError(
-            f"reference {ref}: file {path} does not exist; create it or fix the path."
-        ) from None
-    except IsADirectoryError:
-        raise SecretError(
-            f"reference {ref}: {path} is a directory; point file: at the file holding the secret."
-        ) from None
-    except PermissionError:
-        raise SecretError(
-            f"reference {ref}: file {path} is not readable by this user; fix its permissions."
-        ) from None
-    except OSError as exc:
-        raise SecretError(
-            f"reference {ref}: file {path} cannot be read ({exc.strerror or type(exc).__name__}); "
-            "check the path."
-        ) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SecretError(
-            f"reference {ref}: file {path} is not UTF-8 text; store the secret as text."
-        ) from None
-    if text.endswith("\r\n"):
-        text = text[:-2]
-    elif text.endswith("\n"):
-        text = text[:-1]
-    if text == "":
-        raise SecretError(f"reference {ref}: file {path} is empty; write the secret into it.")
-    return text
+# -- masking -----------------------------------------------------------------------------
 
 
 def _variants(secret: str) -> set[str]:
@@ -211,6 +281,15 @@ class Redactor:
                 self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
         return True
 
+    def extended(self, secrets: Iterable[str]) -> Redactor:
+        """A copy that also masks ``secrets`` (this one is left as it is)."""
+        copy = Redactor(min_len=self._min_len)
+        with self._lock:
+            copy._values, copy._pattern = set(self._values), self._pattern
+        for secret in secrets:
+            copy.add(secret)
+        return copy
+
     def clear(self) -> None:
         with self._lock:
             self._values = set()
@@ -227,7 +306,7 @@ class Redactor:
 
 
 REDACTOR = Redactor()
-"""The process-wide redactor; :func:`resolve` registers every value it reads here."""
+"""The process-wide redactor: ``polysync.secrets`` registers every value it reads here."""
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -4,8 +4,8 @@ The Polysync product speaks of five verbs per job type (POLYSYNC-CONCEPTS.md §2
 discover, submit, poll, cancel, monitor URL. Import, files, pool diagnosis and the
 connectivity test complete the set for `Batch Job`.
 
-Services call these with already-resolved values: secrets have been read from their
-references by the caller, so a job type never touches env:/file: references itself.
+Services call these with already-resolved parameter values; a job type reads only its
+platform's credential, through the secret source it was given (decision 0010).
 """
 
 from __future__ import annotations
@@ -162,6 +162,10 @@ class JobType(Protocol):
         ...
 
     async def import_template(self, platform: Platform, external_id: str) -> ImportedTemplate: ...
+
+    async def prepare(self, platform: Platform) -> None:
+        """Resolve the platform's credential now (fails before anything is created)."""
+        ...
 
     async def submit(self, request: SubmitRequest) -> SubmitResult: ...
 

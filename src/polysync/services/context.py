@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from polysync.config import Settings, ensure_home
 from polysync.domain.models import Job, Platform, Task
 from polysync.jobtypes.base import JobType
 from polysync.services.writer import DirectWriter, RunWriter
 from polysync.store.base import Store
+
+if TYPE_CHECKING:
+    from polysync.vaults.resolver import SecretResolver
 
 
 class Catalog(Protocol):
@@ -38,6 +41,9 @@ class Services:
     _jobtype: JobType | None = field(default=None, repr=False)
     _writer: RunWriter | None = field(default=None, repr=False)
     _catalog: Catalog | None = field(default=None, repr=False)
+    _secrets: SecretResolver | None = field(default=None, repr=False)
+    # (monotonic time read, rules): the declared vaults etc., re-read every few seconds.
+    _rules: tuple[float, Any] | None = field(default=None, repr=False)
 
     @property
     def writer(self) -> RunWriter:
@@ -61,13 +67,28 @@ class Services:
         return previous
 
     @property
+    def secrets(self) -> SecretResolver:
+        """This process's secret resolver (vaults and host references, decision 0010)."""
+        if self._secrets is None:
+            # Imported lazily, like the job type: reads need no Azure SDK.
+            from polysync.vaults.resolver import SecretResolver
+
+            self._secrets = SecretResolver(
+                self.store.get_vault, ttl_s=self.settings.secret_cache_ttl_s
+            )
+        return self._secrets
+
+    def use_secrets(self, resolver: SecretResolver) -> None:
+        self._secrets = resolver
+
+    @property
     def jobtype(self) -> JobType:
         # Imported lazily: commands that never talk to Batch (list, show) should not pay
         # for importing the Azure SDK.
         if self._jobtype is None:
             from polysync.jobtypes.azure_batch.jobtype import BatchJobType
 
-            self._jobtype = BatchJobType()
+            self._jobtype = BatchJobType(secrets=self.secrets)
         return self._jobtype
 
     def use_jobtype(self, jobtype: JobType) -> None:
@@ -77,6 +98,8 @@ class Services:
         if self._jobtype is not None:
             await self._jobtype.aclose()
             self._jobtype = None
+        if self._secrets is not None:
+            await self._secrets.aclose()
 
     def close(self) -> None:
         self.store.close()

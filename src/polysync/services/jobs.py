@@ -15,11 +15,18 @@ from polysync.domain.models import (
     Parameter,
     ParamOrigin,
 )
-from polysync.domain.secrets import parse_ref, unescape_literal
-from polysync.errors import AlreadyExistsError, InputError, NotFoundError, ParameterError
+from polysync.domain.secrets import FORMS, Slot, Writer, parse_ref, unescape_literal
+from polysync.errors import (
+    AlreadyExistsError,
+    InputError,
+    NotFoundError,
+    ParameterError,
+    PolysyncError,
+)
 from polysync.jobtypes.base import ImportedTemplate
 from polysync.services.context import Services
 from polysync.services.platforms import validate_name
+from polysync.services.secrets import check_writable
 
 
 class ImportAction(enum.StrEnum):
@@ -157,8 +164,15 @@ class ParamEdit:
     description: str | None = None
 
 
-def set_parameter(svc: Services, job_name: str, edit: ParamEdit) -> tuple[Job, list[str]]:
-    """Create or change one parameter; returns the job and notices for the user."""
+def set_parameter(
+    svc: Services, job_name: str, edit: ParamEdit, *, writer: Writer
+) -> tuple[Job, list[str]]:
+    """Create or change one parameter; returns the job and notices for the user.
+
+    A type change re-checks every value it would change the meaning of — the default,
+    each Task's pinned value and each unfinished run's override — and is refused, naming
+    them, when one would not hold (decision 0010: a literal must never become a Secret).
+    """
     job = svc.store.get_job(job_name)
     parameters.validate_name(edit.name)
     old = job.parameter(edit.name)
@@ -187,22 +201,23 @@ def set_parameter(svc: Services, job_name: str, edit: ParamEdit) -> tuple[Job, l
         user_edited=True,
     )
     notices: list[str] = []
-    if (
-        data_type is DataType.SECRET
-        and edit.default is None
-        and default is not None
-        and parse_ref(default) is None
-    ):
-        # Turning a parameter into a Secret: its literal default (usually cloned from the
-        # template) must not be kept in clear.
-        notices.append(
-            f"dropped the literal default of {edit.name}: a Secret default can only be a "
-            "reference (env:NAME or file:PATH)."
-        )
-        default = None
-        param = replace(param, default=None)
+    changed_type = old is not None and old.data_type is not data_type
+    if changed_type and _secret_involved(old, param) and edit.default is None and default:
+        kept = _kept_default(param, default, writer, svc)
+        if kept is None:
+            # Usually cloned from the template: a literal never becomes a Secret (and a
+            # reference is not sent as text), so the default goes and the user is told.
+            notices.append(
+                f"dropped the default of {edit.name}: a {data_type.value} parameter cannot "
+                f"keep it (a Secret default can only be a reference: {FORMS})."
+            )
+            param = replace(param, default=None)
+        default = kept
     if default is not None:
-        _check_default(param, default)
+        _check_default(svc, param, default, writer)
+    if changed_type:
+        assert old is not None
+        _recheck_values(svc, job, old, param, writer)
     if direction is Direction.OUTPUT:
         notices.append(parameters.output_parameter_notice(param))
     params = [param if p.name == edit.name else p for p in job.parameters]
@@ -211,16 +226,84 @@ def set_parameter(svc: Services, job_name: str, edit: ParamEdit) -> tuple[Job, l
     return svc.store.upsert_job(replace(job, parameters=tuple(params))), notices
 
 
-def _check_default(param: Parameter, default: str) -> None:
+def _secret_involved(old: Parameter | None, new: Parameter) -> bool:
+    return DataType.SECRET in (new.data_type, old.data_type if old else None)
+
+
+def _kept_default(param: Parameter, default: str, writer: Writer, svc: Services) -> str | None:
+    """The old default if it still means something under the new type, else None.
+
+    A literal default (usually cloned from the template) never becomes a Secret; a
+    reference stays one only when the writer could have written it (decision 0010).
+    """
+    if param.data_type is not DataType.SECRET:
+        return None  # a reference is not sent as its text
+    try:
+        _check_default(svc, param, default, writer)
+    except PolysyncError:
+        return None
+    return default
+
+
+def _recheck_values(
+    svc: Services, job: Job, old: Parameter, new: Parameter, writer: Writer
+) -> None:
+    """Every pinned value and pending override must hold under ``new``'s type."""
+    holders: list[tuple[str, str]] = [
+        (f"task {t.name}", t.params[new.name])
+        for t in svc.store.list_tasks(job=job.name)
+        if new.name in t.params
+    ]
+    holders += [
+        (f"run {r.id} ({r.state.value})", r.param_overrides[new.name])
+        for r in svc.store.list_nonterminal_runs()
+        if r.job.lower() == job.name.lower() and new.name in r.param_overrides
+    ]
+    bad: list[str] = []
+    reason = ""
+    for who, raw in holders:
+        try:
+            if new.data_type is DataType.SECRET:
+                ref = parse_ref(raw)
+                if ref is None:
+                    raise ParameterError("holds a literal, and a Secret takes only references")
+                check_writable(svc, ref, writer=writer, slot=Slot.PARAMETER, what=who)
+            elif old.data_type is DataType.SECRET:
+                raise ParameterError(
+                    f"holds a reference, which a {new.data_type.value} parameter would send as "
+                    "its text"
+                )
+            else:
+                parameters.validate_value(new, unescape_literal(raw))
+        except PolysyncError as exc:
+            bad.append(who)
+            reason = reason or str(exc)
+    if bad:
+        raise ParameterError(
+            f"parameter {new.name} of job {job.name} cannot become {new.data_type.value}: "
+            f"{', '.join(bad)} {'holds' if len(bad) == 1 else 'hold'} a value that would not "
+            f"fit ({reason.rstrip('.')}); change or unset those values first "
+            f"(`polysync task set TASK --unset-param {new.name}`), or cancel those runs."
+        )
+
+
+def _check_default(svc: Services, param: Parameter, default: str, writer: Writer) -> None:
     if param.data_type is DataType.SECRET:
-        if parse_ref(default) is None:
+        ref = parse_ref(default)
+        if ref is None:
             raise ParameterError(
-                f"the default of Secret parameter {param.name} must be a reference "
-                "(env:NAME or file:PATH), never the secret itself."
+                f"the default of Secret parameter {param.name} must be a reference ({FORMS}), "
+                "never the secret itself."
             )
+        check_writable(
+            svc,
+            ref,
+            writer=writer,
+            slot=Slot.PARAMETER,
+            what=f"the default of parameter {param.name}",
+        )
         return
-    if parse_ref(default) is None:
-        parameters.validate_value(param, unescape_literal(default))
+    parameters.validate_value(param, unescape_literal(default))
 
 
 def remove_parameter(svc: Services, job_name: str, name: str) -> Job:

@@ -11,9 +11,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from polysync.domain.models import AuthMode, Platform, PlatformAuth, SecretRef
+from polysync.domain.secrets import VAULT_PREFIX, Slot, Writer, parse_ref, require_ref
 from polysync.errors import InputError
 from polysync.jobtypes.base import ConnectivityReport, DiscoveredJob
 from polysync.services.context import Services
+from polysync.services.secrets import check_writable
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
@@ -21,27 +23,41 @@ _RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True, slots=True)
-class PlatformInput:
-    """What `platform add` collects; secrets only as env/file references."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthInput:
+    """The credential part of `platform add` and `vault add` (same modes, same rules)."""
+
+    auth: AuthMode = AuthMode.SHARED_KEY
+    key_env: str | None = None
+    key_file: str | None = None
+    key_ref: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    client_secret_ref: str | None = None
+    certificate_path: str | None = None
+    certificate_password_env: str | None = None
+    certificate_password_file: str | None = None
+    certificate_password_ref: str | None = None
+    token_env: str | None = None
+    token_file: str | None = None
+    token_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlatformInput(AuthInput):
+    """What `platform add` collects; secrets only as references (decision 0010).
+
+    Each secret comes from exactly one of ``*_ref`` (``vault://…``, ``env:NAME`` or
+    ``file:PATH``), ``*_env`` (a variable name) or ``*_file`` (a path).
+    """
 
     name: str
     account_url: str
     account_name: str
     subscription_id: str
     resource_group: str
-    auth: AuthMode = AuthMode.SHARED_KEY
-    key_env: str | None = None
-    key_file: str | None = None
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret_env: str | None = None
-    client_secret_file: str | None = None
-    certificate_path: str | None = None
-    certificate_password_env: str | None = None
-    certificate_password_file: str | None = None
-    token_env: str | None = None
-    token_file: str | None = None
     verify_tls: bool = True
     ca_bundle: str | None = None
 
@@ -82,9 +98,22 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _ref(flag: str, env: str | None, file: str | None, *, required: bool) -> SecretRef | None:
-    if env and file:
-        raise InputError(f"give either {flag}-env or {flag}-file, not both.")
+def secret_ref(
+    flag: str,
+    env: str | None,
+    file: str | None,
+    ref: str | None = None,
+    *,
+    required: bool,
+) -> SecretRef | None:
+    """The one reference given as ``{flag}`` (a reference), ``{flag}-env`` or ``{flag}-file``."""
+    given = [name for name, value in (("", ref), ("-env", env), ("-file", file)) if value]
+    if len(given) > 1:
+        raise InputError(
+            f"give only one of {', '.join(flag + g for g in given)}: a secret has one source."
+        )
+    if ref:
+        return require_ref(ref.strip(), flag)
     if env:
         if not _ENV_NAME.match(env):
             raise InputError(
@@ -96,10 +125,95 @@ def _ref(flag: str, env: str | None, file: str | None, *, required: bool) -> Sec
         return SecretRef("file", str(Path(file).expanduser().resolve()))
     if required:
         raise InputError(
-            f"this authentication mode needs {flag}-env NAME or {flag}-file PATH: secrets are "
-            "never taken from a flag value, so they stay out of shell history and process lists."
+            f"this authentication mode needs {flag} vault://VAULT/SECRET, {flag}-env NAME or "
+            f"{flag}-file PATH: secrets are never taken from a flag value, so they stay out of "
+            "shell history and process lists."
         )
     return None
+
+
+def _certificate(path: str) -> str:
+    """A certificate kept in a vault (``vault://…``), or a file of this host."""
+    if path.startswith(VAULT_PREFIX):
+        require_ref(path, "--certificate-path")
+        return path
+    cert = Path(path).expanduser().resolve()
+    if not cert.is_file():
+        raise InputError(
+            f"certificate file {str(cert)!r} does not exist: give the path of a PEM or PKCS12 "
+            "file holding the service principal's certificate and private key, or a "
+            "vault://VAULT/SECRET reference to it."
+        )
+    return str(cert)
+
+
+def build_auth(data: AuthInput) -> PlatformAuth:
+    """The credential settings of a platform or a vault, validated (one sentence each)."""
+    mode = data.auth
+    if mode is AuthMode.SHARED_KEY:
+        key = secret_ref("--key", data.key_env, data.key_file, data.key_ref, required=True)
+        return PlatformAuth(mode, secret=key)
+    if mode is AuthMode.SERVICE_PRINCIPAL:
+        _need(mode, tenant_id=data.tenant_id, client_id=data.client_id)
+        return PlatformAuth(
+            mode,
+            secret=secret_ref(
+                "--client-secret",
+                data.client_secret_env,
+                data.client_secret_file,
+                data.client_secret_ref,
+                required=True,
+            ),
+            tenant_id=data.tenant_id,
+            client_id=data.client_id,
+        )
+    if mode is AuthMode.CERTIFICATE:
+        _need(
+            mode,
+            tenant_id=data.tenant_id,
+            client_id=data.client_id,
+            certificate_path=data.certificate_path,
+        )
+        return PlatformAuth(
+            mode,
+            secret=secret_ref(
+                "--certificate-password",
+                data.certificate_password_env,
+                data.certificate_password_file,
+                data.certificate_password_ref,
+                required=False,
+            ),
+            tenant_id=data.tenant_id,
+            client_id=data.client_id,
+            certificate_path=_certificate(str(data.certificate_path)),
+        )
+    if mode is AuthMode.MANAGED_IDENTITY:
+        return PlatformAuth(mode, client_id=data.client_id)
+    if mode is AuthMode.DEFAULT:
+        return PlatformAuth(mode, tenant_id=data.tenant_id)
+    token = secret_ref("--token", data.token_env, data.token_file, data.token_ref, required=True)
+    return PlatformAuth(mode, secret=token)
+
+
+def ca_bundle_path(path: str | None) -> str | None:
+    if not path:
+        return None
+    ca = Path(path).expanduser().resolve()
+    if not ca.is_file():
+        raise InputError(f"CA bundle {str(ca)!r} does not exist: give the path of a PEM file.")
+    return str(ca)
+
+
+def check_credentials(
+    svc: Services, owner: str, auth: PlatformAuth, ca_bundle: str | None, *, writer: Writer
+) -> None:
+    """May ``writer`` point ``owner``'s credential (and the files it reads) there (0010 §3)?"""
+    refs = [auth.secret] if auth.secret is not None else []
+    for path in (auth.certificate_path, ca_bundle):
+        if path:
+            refs.append(parse_ref(path) or SecretRef("file", path))
+    for ref in refs:
+        check_writable(svc, ref, writer=writer, slot=Slot.CREDENTIAL, what=owner)
 
 
 def build_platform(data: PlatformInput) -> Platform:
@@ -123,59 +237,8 @@ def build_platform(data: PlatformInput) -> Platform:
             f"resource group name {data.resource_group!r} is not valid: 1-90 letters, digits, "
             "'-', '_', '.', '(' or ')', not ending with '.'."
         )
-    mode = data.auth
-    auth: PlatformAuth
-    if mode is AuthMode.SHARED_KEY:
-        auth = PlatformAuth(mode, secret=_ref("--key", data.key_env, data.key_file, required=True))
-    elif mode is AuthMode.SERVICE_PRINCIPAL:
-        _need(mode, tenant_id=data.tenant_id, client_id=data.client_id)
-        auth = PlatformAuth(
-            mode,
-            secret=_ref(
-                "--client-secret", data.client_secret_env, data.client_secret_file, required=True
-            ),
-            tenant_id=data.tenant_id,
-            client_id=data.client_id,
-        )
-    elif mode is AuthMode.CERTIFICATE:
-        _need(
-            mode,
-            tenant_id=data.tenant_id,
-            client_id=data.client_id,
-            certificate_path=data.certificate_path,
-        )
-        cert = Path(str(data.certificate_path)).expanduser().resolve()
-        if not cert.is_file():
-            raise InputError(
-                f"certificate file {str(cert)!r} does not exist: give the path of a PEM or "
-                "PKCS12 file holding the service principal's certificate and private key."
-            )
-        auth = PlatformAuth(
-            mode,
-            secret=_ref(
-                "--certificate-password",
-                data.certificate_password_env,
-                data.certificate_password_file,
-                required=False,
-            ),
-            tenant_id=data.tenant_id,
-            client_id=data.client_id,
-            certificate_path=str(cert),
-        )
-    elif mode is AuthMode.MANAGED_IDENTITY:
-        auth = PlatformAuth(mode, client_id=data.client_id)
-    elif mode is AuthMode.DEFAULT:
-        auth = PlatformAuth(mode, tenant_id=data.tenant_id)
-    else:  # AuthMode.BEARER_TOKEN
-        auth = PlatformAuth(
-            mode, secret=_ref("--token", data.token_env, data.token_file, required=True)
-        )
-    ca_bundle = None
-    if data.ca_bundle:
-        ca = Path(data.ca_bundle).expanduser().resolve()
-        if not ca.is_file():
-            raise InputError(f"CA bundle {str(ca)!r} does not exist: give the path of a PEM file.")
-        ca_bundle = str(ca)
+    auth = build_auth(data)
+    ca_bundle = ca_bundle_path(data.ca_bundle)
     return Platform(
         name=data.name,
         account_url=url,
@@ -195,8 +258,14 @@ def _need(mode: AuthMode, **values: str | None) -> None:
         raise InputError(f"authentication mode {mode.value} needs {flags}.")
 
 
-def add_platform(svc: Services, data: PlatformInput, *, replace_existing: bool = False) -> Platform:
+def add_platform(
+    svc: Services, data: PlatformInput, *, writer: Writer, replace_existing: bool = False
+) -> Platform:
+    """Register (or, with ``replace_existing``, update) a platform written by ``writer``."""
     platform = build_platform(data)
+    check_credentials(
+        svc, f"platform {platform.name}", platform.auth, platform.ca_bundle, writer=writer
+    )
     if replace_existing and _exists(svc, platform.name):
         return svc.store.update_platform(replace(platform))
     return svc.store.add_platform(platform)

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from polysync.dispatcher import tracking
 from polysync.domain import ids, parameters, secrets, states
 from polysync.domain.durations import format_duration_s
 from polysync.domain.models import Failure, Job, RunState, Task, TaskRun, Trigger
+from polysync.domain.secrets import Writer
 from polysync.errors import (
     ConfigError,
     FingerprintMismatch,
@@ -40,6 +41,8 @@ from polysync.jobtypes.base import (
     SubmitRequest,
 )
 from polysync.services.context import Services
+from polysync.services.secrets import masker
+from polysync.services.secrets import rules as secret_rules
 from polysync.services.tasks import check_values
 from polysync.store.writes import AssignIds, Retry, Transition, Update
 
@@ -54,14 +57,19 @@ def start_run(
     task_name: str,
     param_overrides: Mapping[str, str] | None = None,
     *,
+    writer: Writer,
     trigger: Trigger = Trigger.MANUAL,
 ) -> TaskRun:
-    """Queue a run of a Task (Run Once). Validates everything it can before creating it."""
+    """Queue a run of a Task (Run Once). Validates everything it can before creating it.
+
+    ``writer`` is who gives the overrides: a Secret parameter's override must be a
+    reference they may write (decision 0010).
+    """
     task = svc.store.get_task(task_name)
     job = svc.store.get_job(task.job)
     platform = svc.store.get_platform(job.platform)
     overrides = dict(param_overrides or {})
-    check_values(job, overrides)
+    check_values(svc, job, overrides, writer=writer)
     # Names, precedence and missing values are checked now; secrets are read at submit.
     parameters.effective_values(job, task.params, overrides)
     return svc.store.create_run(
@@ -74,19 +82,37 @@ def _load(svc: Services, run: TaskRun | int) -> TaskRun:
     return run if isinstance(run, TaskRun) else svc.store.get_run(run)
 
 
-def _resolve(run: TaskRun, job: Job, task: Task) -> tuple[list[ResolvedParam], dict[str, str]]:
-    """Effective values → resolved strings to send, plus their redacted record."""
+async def _resolve(
+    svc: Services, run: TaskRun, job: Job, task: Task
+) -> tuple[list[ResolvedParam], dict[str, str]]:
+    """Effective values → resolved strings to send, plus their redacted record.
+
+    Secret parameters are references, read now through the process's resolver (cached
+    for a short time, decision 0010 §5); a vault reference is checked again against the
+    vault's task secrets and the credential rule, so a narrowed vault is obeyed at once.
+    """
     values = parameters.effective_values(job, task.params, run.param_overrides)
     resolved: list[ResolvedParam] = []
     record: dict[str, str] = {}
     for value in parameters.sendable(values):
-        ref = secrets.parse_ref(value.raw)
-        text = secrets.resolve(ref) if ref is not None else secrets.unescape_literal(value.raw)
         param = job.parameter(value.name)
         assert param is not None  # effective_values only yields schema parameters
+        what = f"parameter {value.name}"
+        if value.secret:
+            ref = secrets.require_ref(value.raw, what)
+            if not ref.is_host:
+                secrets.check_vault_ref(
+                    ref, rules=secret_rules(svc), slot=secrets.Slot.PARAMETER, what=what
+                )
+            try:
+                text = await svc.secrets.resolve(ref)
+            except SecretError as exc:
+                raise SecretError(f"{what}: {exc}") from None
+        else:
+            text = secrets.unescape_literal(value.raw)
         text = parameters.validate_value(param, text)
         resolved.append(ResolvedParam(value.name, text, secret=value.secret))
-        record[value.name] = "***" if value.secret else text
+        record[value.name] = secrets.MASK if value.secret else text
     return resolved, record
 
 
@@ -105,8 +131,11 @@ async def submit_run(svc: Services, run: TaskRun | int) -> TaskRun:
     platform = svc.catalog.get_platform(run.platform)
     task = svc.catalog.get_task(run.task)
     try:
-        resolved, record = _resolve(run, job, task)
-    except (SecretError, ParameterError) as exc:
+        resolved, record = await _resolve(svc, run, job, task)
+        # The platform's credential too: a key that cannot be read fails the run before
+        # anything is created on Batch (decision 0010 §5).
+        await svc.jobtype.prepare(platform)
+    except (SecretError, ParameterError, ConfigError) as exc:
         return await _fail(svc, run, "polysync", exc.code, str(exc))
     installation = svc.store.installation_id()
     batch_job_id = ids.batch_job_id(installation, run.id, run.attempt)
@@ -229,6 +258,20 @@ async def _end_attempt(
     )
 
 
+async def _masked(svc: Services, run: TaskRun, failure: Failure) -> Failure:
+    """The failure with every known secret masked (it comes from task output: 0010 §6)."""
+    redactor = await masker(svc, run)
+    if not redactor:
+        return failure
+    return Failure(
+        category=failure.category,
+        code=failure.code,
+        message=redactor.redact(failure.message),
+        details=tuple((k, redactor.redact(v)) for k, v in failure.details),
+        stderr_tail=redactor.redact(failure.stderr_tail) if failure.stderr_tail else None,
+    )
+
+
 def _reason(poll: PollResult, to: RunState) -> str:
     if to is RunState.STARTING:
         return f"Batch task {poll.batch_state or 'active'}: waiting for a compute node"
@@ -275,6 +318,10 @@ async def apply_poll(svc: Services, run: TaskRun, poll: PollResult) -> TaskRun:
         log.warning("run %s: Batch task in unexpected state %r", run.id, poll.batch_state)
         diagnosis = f"Batch reported task state {poll.batch_state!r} (Unknown)"
         return await svc.writer.write(Update(run.id, {"diagnosis": diagnosis}))
+    if poll.failure is not None:
+        # Batch's failure message and the stderr tail come from the task: mask them before
+        # they reach the history, the run record or anyone's screen.
+        poll = replace(poll, failure=await _masked(svc, run, poll.failure))
     cancel_seen = run.cancel_requested
     target = states.fold(poll.status, run.state, cancel_seen)
     if target is None or target is run.state:

@@ -7,10 +7,11 @@ from dataclasses import replace
 
 from polysync.domain import parameters, retry
 from polysync.domain.models import DataType, Job, RetryPolicy, Task
-from polysync.domain.secrets import parse_ref, unescape_literal
+from polysync.domain.secrets import Slot, Writer, looks_like_ref, require_ref, unescape_literal
 from polysync.errors import InputError, ParameterError
 from polysync.services.context import Services
 from polysync.services.platforms import validate_name
+from polysync.services.secrets import check_writable
 
 
 def parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
@@ -26,10 +27,11 @@ def parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def check_values(job: Job, values: Mapping[str, str]) -> None:
-    """Validate names and literal values against the Job's schema (D11, at save time).
+def check_values(svc: Services, job: Job, values: Mapping[str, str], *, writer: Writer) -> None:
+    """Validate names and values against the Job's schema (D11, at save time).
 
-    References (env:/file:) are checked for shape only: their values are read at run time.
+    A Secret parameter takes only a reference ``writer`` may write (decision 0010); its
+    value is read at run time. Any other value is a literal, checked against its type.
     """
     known = {p.name: p for p in job.parameters}
     unknown = [n for n in values if n not in known]
@@ -41,14 +43,25 @@ def check_values(job: Job, values: Mapping[str, str]) -> None:
         )
     for name, raw in values.items():
         param = known[name]
-        if parse_ref(raw) is not None:
-            continue
         if param.data_type is DataType.SECRET:
-            raise ParameterError(
-                f"parameter {name} is a Secret: give a reference (env:NAME or file:PATH), not "
-                "the value, so it never lands in the database or shell history."
-            )
+            ref = require_ref(raw, f"parameter {name}")
+            check_writable(svc, ref, writer=writer, slot=Slot.PARAMETER, what=f"parameter {name}")
+            continue
         parameters.validate_value(param, unescape_literal(raw))
+
+
+def literal_notices(job: Job, values: Mapping[str, str]) -> list[str]:
+    """Hints for literals that look like references: only Secret parameters read those."""
+    notes: list[str] = []
+    for name, raw in values.items():
+        param = job.parameter(name)
+        if param is not None and param.data_type is not DataType.SECRET and looks_like_ref(raw):
+            notes.append(
+                f"parameter {name} is a {param.data_type.value}, so {raw.split(':', 1)[0]}:... "
+                f"is sent as that text; to read a secret, make it a Secret parameter "
+                f"(`polysync job param set {job.name} {name} --type Secret`)."
+            )
+    return notes
 
 
 def create_task(
@@ -61,10 +74,11 @@ def create_task(
     retry_policy: RetryPolicy | None = None,
     priority: int = 0,
     description: str = "",
+    writer: Writer,
 ) -> Task:
     validate_name("task", name)
     job = svc.store.get_job(job_name)
-    check_values(job, params)
+    check_values(svc, job, params, writer=writer)
     policy = retry_policy or RetryPolicy()
     retry.validate_policy(policy)
     _check_timeout(execution_timeout_s)
@@ -91,6 +105,7 @@ def update_task(
     retry_policy: RetryPolicy | None = None,
     priority: int | None = None,
     description: str | None = None,
+    writer: Writer,
 ) -> Task:
     task = svc.store.get_task(name)
     job = svc.store.get_job(task.job)
@@ -100,7 +115,7 @@ def update_task(
             raise InputError(f"task {name!r} does not set parameter {key!r}; nothing to unset.")
         del params[key]
     if set_params:
-        check_values(job, set_params)
+        check_values(svc, job, set_params, writer=writer)
         params.update(set_params)
     new = replace(task, params=params)
     if clear_timeout:

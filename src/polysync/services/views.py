@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from polysync.domain.models import Failure, Job, Platform, Task, TaskRun
+from polysync.domain.models import Failure, Job, Platform, PlatformAuth, SecretVault, Task, TaskRun
 from polysync.jobtypes.base import DiscoveredJob
 
 
@@ -80,6 +80,34 @@ def platform_view(p: Platform) -> dict[str, Any]:
         "verify_tls": p.verify_tls,
         "ca_bundle": p.ca_bundle,
         "created_at": _ts(p.created_at),
+    }
+
+
+def _auth_view(auth: PlatformAuth, *, reveal: bool) -> dict[str, Any]:
+    """Credential settings: references shown as references to admins, else only "set"."""
+    secret = str(auth.secret) if auth.secret else None
+    cert = auth.certificate_path
+    return {
+        "mode": auth.mode.value,
+        # Where the secret is read from (decision 0010: admins only), never the secret.
+        "secret_ref": secret if reveal else None,
+        "secret_set": secret is not None,
+        "tenant_id": auth.tenant_id,
+        "client_id": auth.client_id,
+        "certificate_path": cert if reveal else ("(set)" if cert else None),
+    }
+
+
+def vault_view(v: SecretVault, *, reveal: bool = True) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "provider": v.provider,
+        "url": v.url,
+        "auth": _auth_view(v.auth, reveal=reveal),
+        "verify_tls": v.verify_tls,
+        "ca_bundle": v.ca_bundle if reveal else None,
+        "task_secrets": list(v.task_secrets),
+        "created_at": _ts(v.created_at),
     }
 
 

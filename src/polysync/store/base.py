@@ -8,9 +8,10 @@ Errors: unknown names/ids raise ``NotFoundError``, taken names ``AlreadyExistsEr
 refused deletions ``InputError``, a literal value for a Secret parameter
 ``ParameterError``; anything the database itself fails at becomes ``StoreError``.
 
-Secrets: the store has no field for a secret value. Platform credentials are stored as
-references (``env:NAME`` / ``file:PATH``), run parameters as already-redacted text, and a
-Secret parameter's default or value must be a reference — the store refuses a literal.
+Secrets: the store has no field for a secret value. Platform and vault credentials are
+stored as references (``vault://…``, ``env:NAME``, ``file:PATH``), run parameters as
+already-redacted text, and a Secret parameter's default or value must be a reference —
+the store refuses a literal (decision 0010).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from polysync.domain.models import (
     Job,
     Platform,
     RunState,
+    SecretVault,
     Task,
     TaskRun,
     Trigger,
@@ -196,3 +198,17 @@ class Store(Protocol):
     def find_api_token(self, digest: str) -> ApiToken | None: ...
     def list_api_tokens(self) -> list[ApiToken]: ...
     def remove_api_token(self, name: str) -> None: ...
+
+    # --- secret vaults (decision 0010) ------------------------------------------------
+    def add_vault(self, vault: SecretVault) -> SecretVault: ...
+    def get_vault(self, name: str) -> SecretVault: ...
+    def list_vaults(self) -> list[SecretVault]: ...
+    def update_vault(self, vault: SecretVault) -> SecretVault: ...
+    def remove_vault(self, name: str) -> None: ...
+    def vault_users(self, name: str) -> list[str]:
+        """What refers to the vault, as "platform p1", "task etl (parameter TOKEN)", …"""
+        ...
+
+    def credential_references(self) -> list[str]:
+        """Every reference a platform or vault credential uses, as stored."""
+        ...

@@ -41,6 +41,7 @@ from polysync.domain.models import (
     Task,
 )
 from polysync.domain.parameters import OUTPUT_NOT_SUPPORTED
+from polysync.domain.secrets import Writer
 from polysync.errors import InputError, PolysyncError
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
@@ -313,6 +314,7 @@ _PLATFORM_FIELDS = (
     "subscription_id",
     "resource_group",
     "auth",
+    "secret_ref",
     "secret_env",
     "secret_file",
     "tenant_id",
@@ -350,17 +352,22 @@ def platform_input(form: Mapping[str, str]) -> platform_service.PlatformInput:
             f"authentication {form.get('auth')!r} is not valid: use one of "
             f"{', '.join(m.value for m in AuthMode)}."
         ) from None
+    ref = form.get("secret_ref", "").strip() or None
     env = form.get("secret_env", "").strip() or None
     file = form.get("secret_file", "").strip() or None
     secret_fields = {
-        AuthMode.SHARED_KEY: ("key_env", "key_file"),
-        AuthMode.SERVICE_PRINCIPAL: ("client_secret_env", "client_secret_file"),
-        AuthMode.CERTIFICATE: ("certificate_password_env", "certificate_password_file"),
-        AuthMode.BEARER_TOKEN: ("token_env", "token_file"),
+        AuthMode.SHARED_KEY: "key",
+        AuthMode.SERVICE_PRINCIPAL: "client_secret",
+        AuthMode.CERTIFICATE: "certificate_password",
+        AuthMode.BEARER_TOKEN: "token",
     }.get(mode)
     secrets: dict[str, str | None] = {}
     if secret_fields is not None:
-        secrets = {secret_fields[0]: env, secret_fields[1]: file}
+        secrets = {
+            f"{secret_fields}_ref": ref,
+            f"{secret_fields}_env": env,
+            f"{secret_fields}_file": file,
+        }
     return platform_service.PlatformInput(
         name=form.get("name", "").strip(),
         account_url=form.get("account_url", "").strip(),
@@ -387,7 +394,9 @@ async def platform_add(request: Request) -> Response:
     viewer = _need(request, Role.ADMIN)
     form = await _form(request)
     try:
-        platform = platform_service.add_platform(_services(request), platform_input(form))
+        platform = platform_service.add_platform(
+            _services(request), platform_input(form), writer=Writer.for_role(viewer.role)
+        )
     except PolysyncError as exc:
         return _platform_page(request, viewer, form, status=status_of(exc), error=str(exc))
     return _redirect(
@@ -507,7 +516,7 @@ async def job_param_set(request: Request, name: str) -> Response:
         clear_default=default == "",
     )
     try:
-        _, notices = job_service.set_parameter(svc, name, edit)
+        _, notices = job_service.set_parameter(svc, name, edit, writer=Writer.for_role(viewer.role))
     except PolysyncError as exc:
         return _job_page(
             request, viewer, svc.store.get_job(name), status=status_of(exc), error=str(exc)
@@ -725,6 +734,7 @@ async def task_create(request: Request) -> Response:
             retry_policy=retry_policy_from(form),
             priority=_int(form.get("priority", ""), "priority", default=0) or 0,
             description=form.get("description", ""),
+            writer=Writer.for_role(viewer.role),
         )
     except PolysyncError as exc:
         return _task_page(
@@ -765,6 +775,7 @@ async def task_update(request: Request, name: str) -> Response:
             retry_policy=retry_policy_from(form),
             priority=_int(form.get("priority", ""), "priority", default=0),
             description=form.get("description", ""),
+            writer=Writer.for_role(viewer.role),
         )
     except PolysyncError as exc:
         return _task_page(
@@ -775,8 +786,8 @@ async def task_update(request: Request, name: str) -> Response:
 
 @router.post("/tasks/{name}/run", response_class=HTMLResponse)
 async def task_run(request: Request, name: str) -> Response:
-    _need(request, Role.OPERATOR)
-    run = run_service.start_run(_services(request), name)
+    viewer = _need(request, Role.OPERATOR)
+    run = run_service.start_run(_services(request), name, writer=Writer.for_role(viewer.role))
     follow_run(request, run.id)  # wake the worker (or follow it here without one)
     return _redirect(f"/runs/{run.id}", f"Run {run.id} of task {name} queued.")
 

@@ -280,7 +280,8 @@ def test_effective_values_order_flags_and_output_without_value() -> None:
     values = parameters.effective_values(JOB, {"COUNT": "5", "DATE": "env:DAY"}, None)
     assert [v.name for v in values] == ["DATE", "COUNT", "TOKEN", "STATE", "SUMMARY"]
     flags = {v.name: (v.direction, v.data_type, v.secret) for v in values}
-    assert flags["DATE"] == (IN, STR, True)  # a reference is treated as secret
+    # Outside a Secret parameter "env:DAY" is text (decision 0010): not a secret.
+    assert flags["DATE"] == (IN, STR, False)
     assert flags["COUNT"] == (IN, INT, False)
     assert flags["TOKEN"] == (IN, SEC, True)
     assert flags["STATE"] == (IO, JSN, False)

@@ -16,6 +16,7 @@ from polysync.api.routes.common import (
     problems,
     refused_is_conflict,
 )
+from polysync.domain.secrets import Writer
 from polysync.errors import InputError
 from polysync.services import jobs as job_service
 from polysync.services import views
@@ -124,7 +125,8 @@ class ParameterBody(BaseModel):
         default=None, description="Input, Output or Input&Output."
     )
     default: Annotated[str | None, Field(max_length=100_000)] = Field(
-        default=None, description="Default value (Secret: env:NAME or file:PATH only)."
+        default=None,
+        description="Default value (Secret: a vault://VAULT/SECRET reference only).",
     )
     clear_default: bool = False
     description: Annotated[str | None, Field(max_length=4000)] = None
@@ -132,7 +134,7 @@ class ParameterBody(BaseModel):
 
 @router.put("/{name}/parameters/{param}", responses=problems(401, 403, 404, 422))
 def set_parameter(
-    name: Name, param: Name, body: ParameterBody, svc: Svc, _: Operator
+    name: Name, param: Name, body: ParameterBody, svc: Svc, who: Operator
 ) -> dict[str, Any]:
     """Add or change one parameter of the Job's schema; ``notices`` says what it implies."""
     edit = job_service.ParamEdit(
@@ -143,7 +145,7 @@ def set_parameter(
         clear_default=body.clear_default,
         description=body.description,
     )
-    job, notices = job_service.set_parameter(svc, name, edit)
+    job, notices = job_service.set_parameter(svc, name, edit, writer=Writer.for_role(who.role))
     return {**views.job_view(job), "notices": notices}
 
 

@@ -22,6 +22,7 @@ from polysync.api.routes.common import (
 )
 from polysync.domain.ids import job_id_prefix
 from polysync.domain.models import AuthMode
+from polysync.domain.secrets import Writer
 from polysync.jobtypes.base import DiscoveredJob
 from polysync.services import platforms as platform_service
 from polysync.services import views
@@ -34,7 +35,9 @@ Text = Annotated[str, Field(max_length=2000)]
 
 
 class PlatformFields(BaseModel):
-    """A Batch account. Secrets only as env/file references (``*_env``, ``*_file``)."""
+    """A Batch account. Secrets only as references: ``*_ref`` takes ``vault://VAULT/SECRET``
+    (``env:``/``file:`` and ``*_env``/``*_file`` only where the host's ``[server]
+    host_references`` allows them, decision 0010)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,15 +46,19 @@ class PlatformFields(BaseModel):
     subscription_id: Text = Field(examples=["11111111-2222-3333-4444-555555555555"])
     resource_group: Text = Field(examples=["rg-batch"])
     auth: AuthMode = AuthMode.SHARED_KEY
+    key_ref: Text | None = None
     key_env: Text | None = None
     key_file: Text | None = None
     tenant_id: Text | None = None
     client_id: Text | None = None
+    client_secret_ref: Text | None = None
     client_secret_env: Text | None = None
     client_secret_file: Text | None = None
     certificate_path: Text | None = None
+    certificate_password_ref: Text | None = None
     certificate_password_env: Text | None = None
     certificate_password_file: Text | None = None
+    token_ref: Text | None = None
     token_env: Text | None = None
     token_file: Text | None = None
     verify_tls: bool = True
@@ -66,10 +73,11 @@ class PlatformCreate(PlatformFields):
 
 
 @router.post("", status_code=201, responses=problems(401, 403, 409, 422))
-def create_platform(body: PlatformCreate, svc: Svc, _: Admin) -> dict[str, Any]:
+def create_platform(body: PlatformCreate, svc: Svc, who: Admin) -> dict[str, Any]:
     """Register a Batch account (same validation as `polysync platform add`)."""
     data = body.to_input(body.name)
-    return views.platform_view(platform_service.add_platform(svc, data))
+    platform = platform_service.add_platform(svc, data, writer=Writer.for_role(who.role))
+    return views.platform_view(platform)
 
 
 @router.get("", responses=problems(401))
@@ -83,11 +91,16 @@ def get_platform(name: Name, svc: Svc, _: Viewer) -> dict[str, Any]:
 
 
 @router.put("/{name}", responses=problems(401, 403, 404, 422))
-def update_platform(name: Name, body: PlatformFields, svc: Svc, _: Admin) -> dict[str, Any]:
+def update_platform(name: Name, body: PlatformFields, svc: Svc, who: Admin) -> dict[str, Any]:
     """Replace a platform's settings (the name stays)."""
-    svc.store.get_platform(name)
-    platform = platform_service.build_platform(body.to_input(name))
-    return views.platform_view(svc.store.update_platform(platform))
+    current = svc.store.get_platform(name)
+    platform = platform_service.add_platform(
+        svc,
+        body.to_input(current.name),
+        writer=Writer.for_role(who.role),
+        replace_existing=True,
+    )
+    return views.platform_view(platform)
 
 
 @router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409))

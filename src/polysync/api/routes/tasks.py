@@ -17,6 +17,7 @@ from polysync.api.routes.common import (
     refused_is_conflict,
 )
 from polysync.domain.models import BackoffStrategy, RetryPolicy
+from polysync.domain.secrets import Writer
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
 from polysync.services import views
@@ -31,8 +32,9 @@ Params = Annotated[
     dict[ParamName, ParamValue],
     Field(
         max_length=500,
-        description="NAME → value; a value may be a reference env:VAR or file:PATH "
-        "(Secret parameters: references only).",
+        description="NAME → value. A Secret parameter takes a reference "
+        "vault://VAULT/SECRET to a declared Secret Vault (env:/file: are refused from the API); "
+        "any other value is a literal.",
     ),
 ]
 Timeout = Annotated[int, Field(ge=1, le=10 * 365 * 86400, description="Seconds.")]
@@ -66,7 +68,7 @@ class TaskCreate(BaseModel):
 
 
 @router.post("", status_code=201, responses=problems(401, 403, 404, 409, 422))
-def create_task(body: TaskCreate, svc: Svc, _: Operator) -> dict[str, Any]:
+def create_task(body: TaskCreate, svc: Svc, who: Operator) -> dict[str, Any]:
     task = task_service.create_task(
         svc,
         body.name,
@@ -76,6 +78,7 @@ def create_task(body: TaskCreate, svc: Svc, _: Operator) -> dict[str, Any]:
         retry_policy=body.retry_policy.policy() if body.retry_policy else None,
         priority=body.priority,
         description=body.description,
+        writer=Writer.for_role(who.role),
     )
     return views.task_view(task)
 
@@ -108,7 +111,7 @@ class TaskPatch(BaseModel):
 
 
 @router.patch("/{name}", responses=problems(401, 403, 404, 422))
-def update_task(name: Name, body: TaskPatch, svc: Svc, _: Operator) -> dict[str, Any]:
+def update_task(name: Name, body: TaskPatch, svc: Svc, who: Operator) -> dict[str, Any]:
     given = body.model_fields_set
     task = task_service.update_task(
         svc,
@@ -120,6 +123,7 @@ def update_task(name: Name, body: TaskPatch, svc: Svc, _: Operator) -> dict[str,
         retry_policy=body.retry_policy.policy() if body.retry_policy else None,
         priority=body.priority,
         description=body.description,
+        writer=Writer.for_role(who.role),
     )
     return views.task_view(task)
 
@@ -140,13 +144,15 @@ class RunBody(BaseModel):
 
 @router.post("/{name}/runs", status_code=202, responses=problems(401, 403, 404, 422))
 async def run_once(
-    name: Name, request: Request, svc: Svc, _: Operator, body: RunBody | None = None
+    name: Name, request: Request, svc: Svc, who: Operator, body: RunBody | None = None
 ) -> dict[str, Any]:
     """Run Once: queue a run with parameter overrides and return it at once (Queued).
 
     The server's worker (or, with `--no-worker`, a background follower) submits it and
     takes it to its end; watch it with ``GET /api/runs/{id}`` or ``GET /api/events``.
     """
-    run = run_service.start_run(svc, name, body.params if body else {})
+    run = run_service.start_run(
+        svc, name, body.params if body else {}, writer=Writer.for_role(who.role)
+    )
     follow_run(request, run.id)
     return views.run_view(run)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from polysync.domain import ids
-from polysync.domain.models import JOB_TYPE_BATCH_JOB, Job, Platform, SecretRef, TaskRun
+from polysync.domain.models import JOB_TYPE_BATCH_JOB, Job, Platform, TaskRun
 from polysync.errors import (
     FingerprintMismatch,
     NotFoundError,
@@ -26,6 +26,7 @@ from polysync.errors import (
     PoolNotFoundError,
     TemplateError,
 )
+from polysync.identity import references
 from polysync.jobtypes.azure_batch import links, plan, status
 from polysync.jobtypes.azure_batch.client import (
     DEFAULT_RETRY_BACKOFF_S,
@@ -49,6 +50,7 @@ from polysync.jobtypes.base import (
     SubmitRequest,
     SubmitResult,
 )
+from polysync.vaults.resolver import SecretResolver, SecretSource
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,7 @@ class BatchJobType:
     def __init__(
         self,
         *,
-        resolve_secret: Callable[[SecretRef], str] | None = None,
+        secrets: SecretSource | None = None,
         retry_total: int = DEFAULT_RETRY_TOTAL,
         retry_backoff_factor: float = DEFAULT_RETRY_BACKOFF_S,
         stderr_tail_bytes: int = STDERR_TAIL_BYTES,
@@ -148,7 +150,12 @@ class BatchJobType:
         template_max_age_s: float = 0.0,
         pool_check_max_age_s: float = 0.0,
     ) -> None:
-        self._resolve = resolve_secret
+        # Where platform credentials are read (decision 0010); without one, host
+        # references only.
+        self._secrets: SecretSource = secrets if secrets is not None else _host_only()
+        # The credential values each cached client was built with: a re-read value that
+        # differs (a rotated key) rebuilds the client.
+        self._credential_values: dict[str, dict[str, str]] = {}
         self._retry_total = retry_total
         self._retry_backoff = retry_backoff_factor
         self._tail_bytes = stderr_tail_bytes
@@ -178,7 +185,9 @@ class BatchJobType:
     # ------------------------------------------------------------------ plumbing
 
     async def api(self, platform: Platform) -> BatchApi:
-        """The cached client of ``platform`` (rebuilt when the platform's settings change)."""
+        """The cached client of ``platform``, rebuilt when its settings or its credential's
+        values change (a secret rotated in its vault is seen once the resolver's cache
+        entry expires)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             # aiohttp sessions belong to the loop that made them: a new loop (a second
@@ -186,17 +195,24 @@ class BatchJobType:
             if self._apis:
                 log.warning("BatchJobType reused on a new event loop without aclose()")
             self._apis = {}
+            self._credential_values = {}
             self._lock = asyncio.Lock()
             self._flights = {}
             self._loop = loop
+        # Resolved outside the lock: a vault read must not hold up other platforms.
+        values = {str(ref): await self._secrets.resolve(ref) for ref in references(platform.auth)}
         async with self._lock:
             current = self._apis.get(platform.name)
-            if current is not None and current.platform == platform:
+            if (
+                current is not None
+                and current.platform == platform
+                and self._credential_values.get(platform.name) == values
+            ):
                 return current
             if current is not None:
                 del self._apis[platform.name]
                 await current.aclose()
-            credential = build_credential(platform, self._resolve)
+            credential = build_credential(platform, lambda ref: values[str(ref)])
             api = BatchApi(
                 platform,
                 credential,
@@ -206,7 +222,16 @@ class BatchJobType:
                 **self._client_kwargs,
             )
             self._apis[platform.name] = api
+            self._credential_values[platform.name] = values
             return api
+
+    async def prepare(self, platform: Platform) -> None:
+        """Resolve the platform's credential and build its client (no Batch call).
+
+        Submission calls this first, so a credential that cannot be read fails the run
+        before anything is created on Batch.
+        """
+        await self.api(platform)
 
     async def aclose(self) -> None:
         async with self._lock:
@@ -688,6 +713,14 @@ class BatchJobType:
         except PolysyncError as exc:
             checks.append(("read pool", False, str(exc)))
         return ConnectivityReport(ok=all(ok for _, ok, _ in checks), checks=tuple(checks))
+
+
+def _no_vault(name: str) -> Any:
+    raise NotFoundError(f"no Secret Vault {name!r} is known to this job type.")
+
+
+def _host_only() -> SecretResolver:
+    return SecretResolver(_no_vault)
 
 
 def describe_pool(pool_id: str, pool: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ One module per concern, each owning the queries of its tables:
     catalog.py   platforms, jobs, tasks
     runs.py      runs, bulk run writes (decision 0008), claims and leases
     access.py    API tokens
+    vaults.py    Secret Vaults and the references into them
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from polysync.store.sql.access import AccessQueries
 from polysync.store.sql.catalog import CatalogQueries
 from polysync.store.sql.engine import normalise_url, safe_url
 from polysync.store.sql.runs import RunQueries
+from polysync.store.sql.vaults import VaultQueries
 
 __all__ = ["SqlStore", "normalise_url", "safe_url"]
 
 
-class SqlStore(CatalogQueries, RunQueries, AccessQueries):
+class SqlStore(CatalogQueries, RunQueries, AccessQueries, VaultQueries):
     """The SQL implementation of ``polysync.store.base.Store``.
 
     Open one per process (``SqlStore.open``) and share it: it owns the engine and its

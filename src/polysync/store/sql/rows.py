@@ -31,6 +31,7 @@ from polysync.domain.models import (
     RetryPolicy,
     RunState,
     SecretRef,
+    SecretVault,
     Task,
     TaskRun,
     Trigger,
@@ -59,7 +60,8 @@ def _key(name: str) -> str:
 
 
 def is_secret_ref(value: str) -> bool:
-    """True for ``env:NAME`` / ``file:PATH``, the only form a Secret may take at rest.
+    """True for a reference (``vault://…``, ``env:NAME``, ``file:PATH``), the only form a
+    Secret may take at rest (decision 0010).
 
     One definition of "reference" for the whole product (``polysync.domain.secrets``); a
     malformed one raises ``SecretError`` there, which is the right answer here too.
@@ -74,7 +76,7 @@ def _refuse_clear_secrets(job: Job, values: Mapping[str, str], where: str) -> No
         if name in secret_names and not is_secret_ref(value):
             raise ParameterError(
                 f"{where}: parameter {name} is a Secret, so its value must be a reference "
-                f"(env:NAME or file:PATH), never the secret itself; the store refused it."
+                f"({secrets.FORMS}), never the secret itself; the store refused it."
             )
 
 
@@ -87,45 +89,82 @@ def _check_job_secret_defaults(job: Job) -> None:
         ):
             raise ParameterError(
                 f"job {job.name}: parameter {p.name} is a Secret, so its default must be a "
-                "reference (env:NAME or file:PATH), never the secret itself; the store "
-                "refused it."
+                f"reference ({secrets.FORMS}), never the secret itself; the store refused it."
             )
 
 
 # --- row <-> domain -------------------------------------------------------------------
 
 
+def _stored_ref(text: str | None) -> SecretRef | None:
+    return secrets.parse_ref(text) if text else None
+
+
+def _auth(row: Row[Any]) -> PlatformAuth:
+    """The auth columns shared by ``platforms`` and ``secret_vaults``."""
+    return PlatformAuth(
+        mode=AuthMode(row.auth_mode),
+        secret=_stored_ref(row.auth_secret_ref),
+        tenant_id=row.tenant_id,
+        client_id=row.client_id,
+        certificate_path=row.certificate_path,
+    )
+
+
+def _auth_values(owner: str, auth: PlatformAuth) -> dict[str, Any]:
+    secret = auth.secret
+    if secret is not None and secrets.parse_ref(str(secret)) != secret:
+        raise InputError(f"{owner}: the credential reference {secret} is not well formed.")
+    return {
+        "auth_mode": AuthMode(auth.mode).value,
+        "auth_secret_ref": str(secret) if secret is not None else None,
+        "tenant_id": auth.tenant_id,
+        "client_id": auth.client_id,
+        "certificate_path": auth.certificate_path,
+    }
+
+
 def _platform(row: Row[Any]) -> Platform:
-    ref: SecretRef | None = None
-    if row.auth_secret_ref:
-        kind, _, target = row.auth_secret_ref.partition(":")
-        ref = SecretRef(kind, target)
     return Platform(
         name=row.name,
         account_url=row.account_url,
         account_name=row.account_name,
         subscription_id=row.subscription_id,
         resource_group=row.resource_group,
-        auth=PlatformAuth(
-            mode=AuthMode(row.auth_mode),
-            secret=ref,
-            tenant_id=row.tenant_id,
-            client_id=row.client_id,
-            certificate_path=row.certificate_path,
-        ),
+        auth=_auth(row),
         verify_tls=bool(row.verify_tls),
         ca_bundle=row.ca_bundle,
         created_at=row.created_at,
     )
 
 
+def _vault(row: Row[Any]) -> SecretVault:
+    return SecretVault(
+        name=row.name,
+        url=row.url,
+        auth=_auth(row),
+        provider=row.provider,
+        verify_tls=bool(row.verify_tls),
+        ca_bundle=row.ca_bundle,
+        task_secrets=tuple(row.task_secrets),
+        created_at=row.created_at,
+    )
+
+
+def _vault_values(v: SecretVault) -> dict[str, Any]:
+    return {
+        "name": v.name.strip(),
+        "name_key": _key(v.name),
+        "provider": v.provider,
+        "url": v.url,
+        **_auth_values(f"vault {v.name}", v.auth),
+        "verify_tls": v.verify_tls,
+        "ca_bundle": v.ca_bundle,
+        "task_secrets": list(v.task_secrets),
+    }
+
+
 def _platform_values(p: Platform) -> dict[str, Any]:
-    secret = p.auth.secret
-    if secret is not None and secret.kind not in ("env", "file"):
-        raise InputError(
-            f"platform {p.name}: the credential must be an env:NAME or file:PATH reference, "
-            f"not {secret.kind!r}."
-        )
     return {
         "name": p.name.strip(),
         "name_key": _key(p.name),
@@ -133,11 +172,7 @@ def _platform_values(p: Platform) -> dict[str, Any]:
         "account_name": p.account_name,
         "subscription_id": p.subscription_id,
         "resource_group": p.resource_group,
-        "auth_mode": AuthMode(p.auth.mode).value,
-        "auth_secret_ref": str(secret) if secret is not None else None,
-        "tenant_id": p.auth.tenant_id,
-        "client_id": p.auth.client_id,
-        "certificate_path": p.auth.certificate_path,
+        **_auth_values(f"platform {p.name}", p.auth),
         "verify_tls": p.verify_tls,
         "ca_bundle": p.ca_bundle,
     }
