@@ -111,7 +111,7 @@ class KeyVaultApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = bytearray()
         more = True
-        while more:
+        while more and len(body) <= MAX_BODY:  # stop reading a runaway body early
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
@@ -191,6 +191,11 @@ class KeyVaultApp:
         except errors.VaultError as err:
             self._record(method, path, operation, err.status, role)
             await _respond(send, err.status, err.body(), err.headers)
+            return
+        except Exception:  # a bug must still answer in the envelope and reach the log
+            log.exception("%s %s %s failed", operation, method, path)
+            self._record(method, path, operation, 500, role)
+            await _respond(send, 500, errors.internal_error().body())
             return
         self._record(method, path, operation, answer.status, role)
         await _respond(send, answer.status, answer.body)

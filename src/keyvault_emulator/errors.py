@@ -190,6 +190,12 @@ def not_implemented(operation: str) -> VaultError:
     return VaultError(501, "NotImplemented", f"The emulator does not implement {operation}.")
 
 
+def internal_error() -> VaultError:
+    return VaultError(
+        500, "InternalServerError", "The emulator failed to handle the request; see its log."
+    )
+
+
 def body_too_large(limit: int) -> VaultError:
     return VaultError(413, "RequestTooLarge", f"The request body exceeds {limit} bytes.")
 
@@ -239,6 +245,7 @@ __all__ = [
     "deleted_secret_not_found",
     "forbidden_by_rbac",
     "injected",
+    "internal_error",
     "invalid_name",
     "invalid_token",
     "method_not_allowed",
