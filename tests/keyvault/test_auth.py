@@ -8,6 +8,7 @@ import httpx
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.keyvault.secrets import SecretClient
+from azure.keyvault.secrets._shared import HttpChallengeCache
 
 from keyvault_emulator import DEFAULT_TENANT
 from keyvault_emulator.credential import StaticTokenCredential
@@ -22,8 +23,11 @@ CHALLENGE = (
 
 @pytest.fixture
 def new_vault() -> Iterator[KeyVaultServer]:
-    """A server on a port the SDK has never seen, so its challenge cache is empty for it."""
+    """A server whose address the SDK's process-wide challenge cache does not know."""
     with KeyVaultServer(KeyVaultConfig(tenant_id="tenant-for-challenge")) as server:
+        # The kernel may hand out a port an earlier server of this process had, and the
+        # SDK caches challenges per host:port; forget any such entry.
+        HttpChallengeCache.remove_challenge_for_url(server.url)
         yield server
 
 
