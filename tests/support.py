@@ -19,9 +19,11 @@ from azure.core.credentials import AzureNamedKeyCredential
 
 from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
 from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
-from polysync.domain.models import SecretRef
+from keyvault_emulator.server import KeyVaultServer
+from polysync.domain.models import AuthMode, SecretRef
 from polysync.domain.secrets import Writer
 from polysync.services import platforms as platform_service
+from polysync.services import vaults as vault_service
 from polysync.services.context import Services
 
 SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
@@ -80,6 +82,36 @@ def add_emulator_platform(
             key_env=key_env,
         ),
         writer=Writer.HOST,
+    )
+
+
+def add_local_vault(
+    svc: Services,
+    kv: KeyVaultServer,
+    token_dir: Path,
+    *,
+    name: str = "kv",
+    role: str = "secrets-user",
+    url: str | None = None,
+    task_secrets: tuple[str, ...] = ("*",),
+) -> None:
+    """The local Key Vault as Secret Vault ``name``: bearer token of ``role`` in a 0600 file
+    (a host reference, as an admin would keep it), the emulator's certificate trusted."""
+    token_file = token_dir / f"{name}-{role}.token"
+    token_file.write_text(kv.tokens[role] + "\n")
+    token_file.chmod(0o600)
+    vault_service.add_vault(
+        svc,
+        vault_service.VaultInput(
+            name=name,
+            url=url or kv.url,
+            auth=AuthMode.BEARER_TOKEN,
+            token_file=str(token_file),
+            ca_bundle=str(kv.cert_path),
+            task_secrets=task_secrets,
+        ),
+        writer=Writer.HOST,
+        replace_existing=True,
     )
 
 

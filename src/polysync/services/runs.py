@@ -25,7 +25,6 @@ from polysync.errors import (
     ConfigError,
     FingerprintMismatch,
     InputError,
-    ParameterError,
     PlatformError,
     PoolNotFoundError,
     QuotaError,
@@ -135,7 +134,7 @@ async def submit_run(svc: Services, run: TaskRun | int) -> TaskRun:
         # The platform's credential too: a key that cannot be read fails the run before
         # anything is created on Batch (decision 0010 §5).
         await svc.jobtype.prepare(platform)
-    except (SecretError, ParameterError, ConfigError) as exc:
+    except (SecretError, InputError, ConfigError) as exc:
         return await _fail(svc, run, "polysync", exc.code, str(exc))
     installation = svc.store.installation_id()
     batch_job_id = ids.batch_job_id(installation, run.id, run.attempt)

@@ -16,7 +16,9 @@ trusted through the vault's CA bundle, like a platform's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
 from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,6 +59,26 @@ def is_loopback_url(url: str) -> bool:
         return ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it (azure-core keeps the transport's error as
+    ``inner_exception``; aiohttp chains the socket or TLS error under its own)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = getattr(current, "inner_exception", None)
+        todo += [
+            current.__cause__,
+            current.__context__,
+            inner if isinstance(inner, BaseException) else None,
+            getattr(current, "os_error", None),
+        ]
 
 
 def _inner_code(exc: HttpResponseError) -> str | None:
@@ -158,13 +180,13 @@ class KeyVaultProvider:
             code = getattr(getattr(exc, "error", None), "code", None) or "error"
             return SecretError(f"{where}: the vault answered {status} {code}.")
         if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            text = str(exc).lower()
-            if "ssl" in text or "certificate" in text:
+            causes = list(_chain(exc))
+            if any(isinstance(c, ssl.SSLError) for c in causes):
                 why = (
                     "its TLS certificate is not trusted: give the vault a CA bundle "
                     "(--ca-bundle) or fix the URL"
                 )
-            elif "name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
+            elif any(isinstance(c, socket.gaierror) for c in causes):
                 why = "its host name does not resolve (DNS): check the vault URL"
             else:
                 why = "the network refused or timed out: check the URL, firewall and proxy"
