@@ -74,4 +74,4 @@ def test_localhost_url_works_too(new_vault: KeyVaultServer) -> None:
         url, new_vault.credential("secrets-officer"), **new_vault.client_options()
     ) as c:
         secret = c.set_secret("s", "v")
-        assert secret.id.startswith(f"https://localhost:{new_vault.port}/secrets/s/")
+        assert str(secret.id).startswith(f"https://localhost:{new_vault.port}/secrets/s/")

@@ -86,7 +86,9 @@ def test_reset_forgets_secrets_faults_and_log(fresh: KeyVaultServer) -> None:
 
 
 def test_configured_tokens_and_generated_ones() -> None:
-    tokens = resolve_tokens({"reader": "my-reader-token"})
+    tokens = {
+        role.value: token for role, token in resolve_tokens({"reader": "my-reader-token"}).items()
+    }
     assert tokens["reader"] == "my-reader-token"
     assert len(set(tokens.values())) == 3
     with pytest.raises(ValueError, match="Unknown role"):
