@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from polysync.api.problems import Conflict, Forbidden, Unauthorized, status_of
-from polysync.api.routes.runs import _utf8_end
 from polysync.api.tokens import PREFIX, Role, digest, new_token
 from polysync.errors import (
     AlreadyExistsError,
@@ -18,6 +17,7 @@ from polysync.errors import (
     TemplateError,
     ThrottledError,
 )
+from polysync.services.runs import _utf8_end
 
 
 @pytest.mark.parametrize(

@@ -303,3 +303,19 @@ async def test_secrets_a_task_echoes_are_masked_in_what_is_stored(
     stored = svc.store.get_run(run.id)
     assert token not in repr(stored)
     assert all(token not in h.reason for h in stored.history)
+
+    # Served logs too: the CLI's stream, and the API's windows (7 bytes: every secret is
+    # cut by a window's edge somewhere, and still comes out masked whole).
+    out = b"".join(
+        [c async for c in run_service.follow_file(svc, run.id, "stdout.txt", follow=False)]
+    )
+    assert out.decode() == "out: ***\n"
+    served, offset = b"", 0
+    while True:
+        chunk = await run_service.read_log(svc, stored, "stderr.txt", offset=offset, max_bytes=7)
+        served += chunk.data
+        if chunk.next_offset == offset:
+            break
+        offset = chunk.next_offset
+    assert served.decode() == 'err: ***\nerr json: {"t": "***"}\n'
+    assert offset == chunk.size

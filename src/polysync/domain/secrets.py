@@ -304,6 +304,71 @@ class Redactor:
             return text
         return pattern.sub(MASK, text)
 
+    def bytes_rule(self) -> tuple[re.Pattern[bytes], int] | None:
+        """The same masking for raw task files: a bytes pattern and the longest match.
+
+        Task files are bytes (they may not even be text); a secret in them is its UTF-8
+        encoding, in any of the spellings :func:`_variants` gives.
+        """
+        with self._lock:
+            encoded = sorted({v.encode() for v in self._values}, key=lambda v: (-len(v), v))
+        if not encoded:
+            return None
+        return re.compile(b"|".join(re.escape(v) for v in encoded)), len(encoded[0])
+
+
+def mask_window(
+    rule: tuple[re.Pattern[bytes], int] | None, data: bytes, lo: int, hi: int
+) -> tuple[bytes, int]:
+    """Mask ``data[lo:hi]``; returns it and where it now ends (a secret that straddles
+    ``hi`` is masked whole, so the window grows to its end; one straddling ``lo`` is
+    masked from ``lo``). ``data`` must hold the context on both sides: at least the
+    longest secret's length before ``lo`` and after ``hi``, where the file has it.
+    """
+    if rule is None:
+        return data[lo:hi], hi
+    out: list[bytes] = []
+    pos = lo
+    for match in rule[0].finditer(data):
+        if match.end() <= lo:
+            continue
+        if match.start() >= hi:
+            break
+        out.append(data[pos : max(match.start(), lo)])
+        out.append(MASK.encode())
+        pos = match.end()
+        hi = max(hi, pos)
+    out.append(data[pos:hi])
+    return b"".join(out), hi
+
+
+class StreamMasker:
+    """Masks secrets in a byte stream read in chunks (a log followed as it grows).
+
+    The last ``longest - 1`` bytes of what was fed are held back until more arrives (or
+    :meth:`flush`), so a secret split across two reads is still masked whole.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._rule = redactor.bytes_rule()
+        self._keep = self._rule[1] - 1 if self._rule else 0
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> bytes:
+        self._buffer += data
+        if self._rule is None:
+            out, self._buffer = self._buffer, b""
+            return out
+        cut = max(len(self._buffer) - self._keep, 0)
+        out, end = mask_window(self._rule, self._buffer, 0, cut)
+        self._buffer = self._buffer[end:]
+        return out
+
+    def flush(self) -> bytes:
+        out, _ = mask_window(self._rule, self._buffer, 0, len(self._buffer))
+        self._buffer = b""
+        return out
+
 
 REDACTOR = Redactor()
 """The process-wide redactor: ``polysync.secrets`` registers every value it reads here."""

@@ -581,7 +581,11 @@ async def follow_file(
     offset: int = 0,
     sleep: Callable[[float], object] = asyncio.sleep,
 ) -> AsyncIterator[bytes]:
-    """Yield a task file's bytes from ``offset``; with ``follow``, until the run ends."""
+    """Yield a task file's bytes from ``offset``; with ``follow``, until the run ends.
+
+    Every secret this process knows (and the run's own) is masked first (decision 0010
+    §6), a secret split across two reads included.
+    """
     run = svc.store.get_run(run_id)
     if run.batch_job_id is None:
         raise InputError(
@@ -589,18 +593,75 @@ async def follow_file(
             "it starts."
         )
     platform = svc.store.get_platform(run.platform)
+    mask = secrets.StreamMasker(await masker(svc, run))
     while True:
         chunk = await svc.jobtype.read_file(platform, run, path, offset=offset)
         if chunk.data:
             offset += len(chunk.data)
-            yield chunk.data
+            if out := mask.feed(chunk.data):
+                yield out
         if not follow:
-            return
+            break
         run = await refresh_run(svc, run.id)
         if run.state.is_terminal:
             tail = await svc.jobtype.read_file(platform, run, path, offset=offset)
-            if tail.data:
-                yield tail.data
-            return
+            if tail.data and (out := mask.feed(tail.data)):
+                yield out
+            break
         if not chunk.data:
             await _sleep(sleep, 0.5)
+    if rest := mask.flush():
+        yield rest
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """Bytes of a task file from ``offset`` to ``next_offset`` (file positions), masked."""
+
+    data: bytes
+    offset: int
+    next_offset: int
+    size: int | None
+
+
+async def read_log(
+    svc: Services, run: TaskRun, path: str, *, offset: int, max_bytes: int
+) -> LogChunk:
+    """One window of a task file for the API and console, masked (decision 0010 §6).
+
+    The read takes the longest secret's length of context on both sides, so a secret cut
+    by the window's edge is masked whole; the window then ends after it (``next_offset``).
+    A window that would end inside a UTF-8 character stops before it.
+    """
+    if run.batch_job_id is None:
+        return LogChunk(b"", offset, offset, None)
+    platform = svc.catalog.get_platform(run.platform)
+    rule = (await masker(svc, run)).bytes_rule()
+    context = rule[1] if rule else 0
+    start = max(0, offset - context)
+    chunk = await svc.jobtype.read_file(
+        platform, run, path, offset=start, length=(offset - start) + max_bytes + context
+    )
+    lo = offset - start
+    if not chunk.data or len(chunk.data) <= lo:
+        return LogChunk(b"", offset, offset, chunk.total_size)
+    window = chunk.data[lo : lo + max_bytes]
+    end = _utf8_end(window)
+    # A window cut inside a character stops before it (and sends it whole next time),
+    # unless the file really ends there.
+    if end == 0 and window and len(window) < 4:
+        end = len(window)
+    data, hi = secrets.mask_window(rule, chunk.data, lo, lo + end)
+    return LogChunk(data, offset, start + hi, chunk.total_size)
+
+
+def _utf8_end(data: bytes) -> int:
+    """Length of ``data`` without a trailing, incomplete UTF-8 sequence (at most 3 bytes)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # a lead byte (or ASCII): is its sequence complete?
+            need = (
+                1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            )
+            return len(data) if back >= need else len(data) - back
+    return len(data)

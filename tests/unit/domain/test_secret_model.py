@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from polysync.domain.models import SecretRef
@@ -9,10 +11,12 @@ from polysync.domain.secrets import (
     Redactor,
     RefRules,
     Slot,
+    StreamMasker,
     Writer,
     check_ref,
     describe,
     host_allowed,
+    mask_window,
     parse_ref,
     require_ref,
 )
@@ -127,3 +131,56 @@ def test_extended_redactor_masks_more_and_leaves_the_original() -> None:
     assert more.redact("first-secret second-secret") == "*** ***"
     assert base.redact("second-secret") == "second-secret"
     assert Redactor().extended([]).redact("x") == "x"
+
+
+# -- masking task files (bytes, windows, streams) -----------------------------------------
+
+SECRET = "tok-0123456789abcdef"
+
+
+def _rule() -> tuple[re.Pattern[bytes], int]:
+    rule = Redactor([SECRET]).bytes_rule()
+    assert rule is not None
+    return rule
+
+
+@pytest.mark.parametrize(
+    ("data", "lo", "hi", "out", "end"),
+    [
+        # The whole secret inside the window.
+        (f"a {SECRET} b", 0, 30, "a *** b", 30),
+        # Straddling the window's end: masked whole, the window grows to its end.
+        (f"ab {SECRET} cd", 0, 6, "ab ***", 3 + len(SECRET)),
+        # Straddling the window's start: masked from the start.
+        (f"ab {SECRET} cd", 6, 3 + len(SECRET) + 3, "*** cd", 3 + len(SECRET) + 3),
+        # Not there: unchanged.
+        ("nothing here", 2, 7, "thing", 7),
+    ],
+)
+def test_mask_window(data: str, lo: int, hi: int, out: str, end: int) -> None:
+    raw = data.encode()
+    masked, new_end = mask_window(_rule(), raw, lo, min(hi, len(raw)))
+    assert masked.decode() == out
+    assert new_end == min(end, len(raw))
+
+
+@pytest.mark.parametrize("cut", [1, 5, len(SECRET) - 1, len(SECRET) + 2])
+def test_stream_masker_masks_a_secret_split_across_reads(cut: int) -> None:
+    text = f"start {SECRET} middle {SECRET}\nend".encode()
+    masker = StreamMasker(Redactor([SECRET]))
+    pieces = [text[i : i + cut] for i in range(0, len(text), cut)]
+    out = b"".join(masker.feed(p) for p in pieces) + masker.flush()
+    assert out == b"start *** middle ***\nend"
+
+
+def test_stream_masker_without_secrets_passes_through() -> None:
+    masker = StreamMasker(Redactor())
+    assert masker.feed(b"abc") == b"abc"
+    assert masker.flush() == b""
+
+
+def test_json_escaped_spelling_is_masked_in_bytes_too() -> None:
+    secret = 'quote"and\\slash'
+    masker = StreamMasker(Redactor([secret]))
+    data = ('{"t": "' + secret.replace("\\", "\\\\").replace('"', '\\"') + '"}').encode()
+    assert masker.feed(data) + masker.flush() == b'{"t": "***"}'

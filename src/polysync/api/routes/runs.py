@@ -97,18 +97,6 @@ def get_run(run_id: RunId, svc: Svc, _: Viewer) -> dict[str, Any]:
     }
 
 
-def _utf8_end(data: bytes) -> int:
-    """Length of ``data`` without a trailing, incomplete UTF-8 sequence (at most 3 bytes)."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 != 0x80:  # a lead byte (or ASCII): is its sequence complete?
-            need = (
-                1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
-            )
-            return len(data) if back >= need else len(data) - back
-    return len(data)
-
-
 @router.get("/{run_id}/logs", responses=problems(401, 404, 422, 502))
 async def read_logs(
     run_id: RunId,
@@ -131,21 +119,14 @@ async def read_logs(
     if run.batch_job_id is None:
         # Not in Batch yet (or failed before): nothing to read, maybe later.
         return {"data": "", "offset": offset, "next_offset": offset, "eof": run.state.is_terminal}
-    platform = await run_in_threadpool(svc.store.get_platform, run.platform)
-    chunk = await svc.jobtype.read_file(platform, run, file, offset=offset, length=max_bytes)
-    end = _utf8_end(chunk.data)
-    # A chunk cut inside a character: stop before it and send it whole next time (unless
-    # the file really ends there).
-    if end == 0 and chunk.data and len(chunk.data) < 4:
-        end = len(chunk.data)
-    text = chunk.data[:end].decode("utf-8", "replace")
-    next_offset = offset + end
-    at_end = chunk.total_size is None or next_offset >= chunk.total_size
+    # Masked with every secret the server knows and the run's own (decision 0010 §6).
+    chunk = await run_service.read_log(svc, run, file, offset=offset, max_bytes=max_bytes)
+    at_end = chunk.size is None or chunk.next_offset >= chunk.size
     return {
-        "data": text,
+        "data": chunk.data.decode("utf-8", "replace"),
         "offset": offset,
-        "next_offset": next_offset,
-        "size": chunk.total_size,
+        "next_offset": chunk.next_offset,
+        "size": chunk.size,
         "eof": run.state.is_terminal and at_end,
     }
 
