@@ -23,7 +23,7 @@ import polysync
 from polysync.api import problems
 from polysync.api.background import RunFollowers
 from polysync.api.events import RunEvents, RunWatcher
-from polysync.api.routes import jobs, platforms, runs, system, tasks, tokens
+from polysync.api.routes import jobs, platforms, runs, system, tasks, tokens, vaults
 from polysync.config import Settings
 from polysync.dispatcher.worker import Worker, WorkerOptions
 from polysync.services.context import Services, open_services
@@ -93,7 +93,7 @@ def create_app(
     app.state.followers = RunFollowers(svc)
     app.state.worker = None
     problems.install(app)
-    for module in (system, platforms, jobs, tasks, runs, tokens):
+    for module in (system, platforms, jobs, tasks, runs, tokens, vaults):
         app.include_router(module.router)
     _include_web(app)
     return app

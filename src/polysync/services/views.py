@@ -5,10 +5,20 @@ These shapes are part of the interface: add keys freely, never rename or remove 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from polysync.domain.models import Failure, Job, Platform, PlatformAuth, SecretVault, Task, TaskRun
+from polysync.domain.models import (
+    DataType,
+    Failure,
+    Job,
+    Platform,
+    PlatformAuth,
+    SecretVault,
+    Task,
+    TaskRun,
+)
 from polysync.jobtypes.base import DiscoveredJob
 
 
@@ -62,23 +72,21 @@ def run_view(run: TaskRun) -> dict[str, Any]:
     }
 
 
-def platform_view(p: Platform) -> dict[str, Any]:
+HIDDEN = "***"
+"""What a viewer sees in place of a secret reference (decision 0010 §4)."""
+
+
+def platform_view(p: Platform, *, reveal: bool = True) -> dict[str, Any]:
+    """``reveal``: show where its credential is read from (admins and the host only)."""
     return {
         "name": p.name,
         "account_url": p.account_url,
         "account_name": p.account_name,
         "subscription_id": p.subscription_id,
         "resource_group": p.resource_group,
-        "auth": {
-            "mode": p.auth.mode.value,
-            # Where the secret is read from, never the secret.
-            "secret_ref": str(p.auth.secret) if p.auth.secret else None,
-            "tenant_id": p.auth.tenant_id,
-            "client_id": p.auth.client_id,
-            "certificate_path": p.auth.certificate_path,
-        },
+        "auth": _auth_view(p.auth, reveal=reveal),
         "verify_tls": p.verify_tls,
-        "ca_bundle": p.ca_bundle,
+        "ca_bundle": p.ca_bundle if reveal else None,
         "created_at": _ts(p.created_at),
     }
 
@@ -111,7 +119,8 @@ def vault_view(v: SecretVault, *, reveal: bool = True) -> dict[str, Any]:
     }
 
 
-def job_view(job: Job) -> dict[str, Any]:
+def job_view(job: Job, *, reveal: bool = True) -> dict[str, Any]:
+    """``reveal``: show Secret parameters' default references (not to viewers)."""
     o = job.overrides
     return {
         "name": job.name,
@@ -125,7 +134,9 @@ def job_view(job: Job) -> dict[str, Any]:
                 "name": p.name,
                 "type": p.data_type.value,
                 "direction": p.direction.value,
-                "default": p.default,
+                "default": p.default
+                if reveal or p.data_type is not DataType.SECRET or p.default is None
+                else HIDDEN,
                 "description": p.description,
                 "origin": p.origin.value,
                 "user_edited": p.user_edited,
@@ -149,13 +160,18 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def task_view(task: Task) -> dict[str, Any]:
+def secret_names(job: Job) -> frozenset[str]:
+    return frozenset(p.name for p in job.parameters if p.data_type is DataType.SECRET)
+
+
+def task_view(task: Task, *, hidden: Collection[str] = ()) -> dict[str, Any]:
+    """``hidden``: parameters whose value (a secret's reference) a viewer may not see."""
     r = task.retry_policy
     return {
         "name": task.name,
         "job": task.job,
         # Literals and references as stored; Secret parameters are references only.
-        "params": dict(task.params),
+        "params": {k: HIDDEN if k in hidden else v for k, v in task.params.items()},
         "execution_timeout_s": task.execution_timeout_s,
         "retry_policy": {
             "enabled": r.enabled,

@@ -27,6 +27,17 @@ Force = Annotated[
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="Items to skip.")]
 
+
+def sees_references(who: Principal) -> bool:
+    """Operators and admins see Secret parameters' references; viewers do not (0010 §4)."""
+    return who.role.allows(Role.OPERATOR)
+
+
+def sees_credentials(who: Principal) -> bool:
+    """Only admins see where platform and vault credentials are read from."""
+    return who.role.allows(Role.ADMIN)
+
+
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 

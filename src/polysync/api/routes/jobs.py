@@ -15,6 +15,7 @@ from polysync.api.routes.common import (
     Viewer,
     problems,
     refused_is_conflict,
+    sees_references,
 )
 from polysync.domain.secrets import Writer
 from polysync.errors import InputError
@@ -55,17 +56,19 @@ async def import_jobs(body: ImportBody, svc: Svc, _: Operator) -> list[dict[str,
 @router.get("", responses=problems(401, 404))
 def list_jobs(
     svc: Svc,
-    _: Viewer,
+    who: Viewer,
     platform: Annotated[str | None, Query(max_length=200)] = None,
 ) -> list[dict[str, Any]]:
+    """Jobs; a viewer sees Secret parameters' defaults as ``***`` (decision 0010)."""
     if platform is not None:
         svc.store.get_platform(platform)  # an unknown platform is a 404, not an empty list
-    return [views.job_view(j) for j in svc.store.list_jobs(platform=platform)]
+    reveal = sees_references(who)
+    return [views.job_view(j, reveal=reveal) for j in svc.store.list_jobs(platform=platform)]
 
 
 @router.get("/{name}", responses=problems(401, 404))
-def get_job(name: Name, svc: Svc, _: Viewer) -> dict[str, Any]:
-    return views.job_view(svc.store.get_job(name))
+def get_job(name: Name, svc: Svc, who: Viewer) -> dict[str, Any]:
+    return views.job_view(svc.store.get_job(name), reveal=sees_references(who))
 
 
 class JobPatch(BaseModel):

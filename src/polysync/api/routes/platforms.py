@@ -19,6 +19,7 @@ from polysync.api.routes.common import (
     page,
     problems,
     refused_is_conflict,
+    sees_credentials,
 )
 from polysync.domain.ids import job_id_prefix
 from polysync.domain.models import AuthMode
@@ -81,13 +82,15 @@ def create_platform(body: PlatformCreate, svc: Svc, who: Admin) -> dict[str, Any
 
 
 @router.get("", responses=problems(401))
-def list_platforms(svc: Svc, _: Viewer) -> list[dict[str, Any]]:
-    return [views.platform_view(p) for p in svc.store.list_platforms()]
+def list_platforms(svc: Svc, who: Viewer) -> list[dict[str, Any]]:
+    """Platforms; only admins see where credentials are read from (decision 0010)."""
+    reveal = sees_credentials(who)
+    return [views.platform_view(p, reveal=reveal) for p in svc.store.list_platforms()]
 
 
 @router.get("/{name}", responses=problems(401, 404))
-def get_platform(name: Name, svc: Svc, _: Viewer) -> dict[str, Any]:
-    return views.platform_view(svc.store.get_platform(name))
+def get_platform(name: Name, svc: Svc, who: Viewer) -> dict[str, Any]:
+    return views.platform_view(svc.store.get_platform(name), reveal=sees_credentials(who))
 
 
 @router.put("/{name}", responses=problems(401, 403, 404, 422))

@@ -15,6 +15,7 @@ from polysync.api.routes.common import (
     Viewer,
     problems,
     refused_is_conflict,
+    sees_references,
 )
 from polysync.domain.models import BackoffStrategy, RetryPolicy
 from polysync.domain.secrets import Writer
@@ -85,16 +86,24 @@ def create_task(body: TaskCreate, svc: Svc, who: Operator) -> dict[str, Any]:
 
 @router.get("", responses=problems(401, 404))
 def list_tasks(
-    svc: Svc, _: Viewer, job: Annotated[str | None, Query(max_length=200)] = None
+    svc: Svc, who: Viewer, job: Annotated[str | None, Query(max_length=200)] = None
 ) -> list[dict[str, Any]]:
+    """Tasks; a viewer sees Secret parameters' values as ``***`` (decision 0010)."""
     if job is not None:
         svc.store.get_job(job)  # an unknown job is a 404, not an empty list
-    return [views.task_view(t) for t in svc.store.list_tasks(job=job)]
+    tasks = svc.store.list_tasks(job=job)
+    if sees_references(who):
+        return [views.task_view(t) for t in tasks]
+    hidden = {j.name: views.secret_names(j) for j in svc.store.list_jobs()}
+    return [views.task_view(t, hidden=hidden.get(t.job, frozenset())) for t in tasks]
 
 
 @router.get("/{name}", responses=problems(401, 404))
-def get_task(name: Name, svc: Svc, _: Viewer) -> dict[str, Any]:
-    return views.task_view(svc.store.get_task(name))
+def get_task(name: Name, svc: Svc, who: Viewer) -> dict[str, Any]:
+    task = svc.store.get_task(name)
+    if sees_references(who):
+        return views.task_view(task)
+    return views.task_view(task, hidden=views.secret_names(svc.store.get_job(task.job)))
 
 
 class TaskPatch(BaseModel):
