@@ -57,7 +57,14 @@ def server(
         ),
     ] = False,
     emulator_port: Annotated[
-        int, typer.Option(help="--demo: loopback port of the emulator (reused if one listens).")
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="--demo: loopback port of the emulator; 0 picks a free one. An emulator "
+            "already listening there is used if it accepts the key in "
+            "{home}/local-emulator.key; anything else there is an error.",
+        ),
     ] = 8045,
 ) -> None:
     """Serve the REST API (/api, docs at /docs) and the web console on one port."""
@@ -91,8 +98,13 @@ def server(
 
 @contextlib.contextmanager
 def _demo_setup(emulator_port: int) -> Iterator[None]:
-    """The `polysync demo` set-up without its runs: emulator, platform, template, task."""
-    from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
+    """The `polysync demo` set-up without its runs: emulator, platform, template, task.
+
+    The emulator gets a random key per start (see `polysync.cli.demo`): the server may
+    outlive a terminal session, and the published development key would let any local
+    process, or a web page that rebinds a name to 127.0.0.1, run commands as this user.
+    """
+    from batch_emulator import DEFAULT_ACCOUNT
     from polysync.cli import demo
     from polysync.domain.models import AuthMode
     from polysync.jobtypes.azure_batch.demo_fixtures import ensure_demo_template
@@ -103,10 +115,7 @@ def _demo_setup(emulator_port: int) -> Iterator[None]:
 
     home = settings().home
     home.mkdir(parents=True, exist_ok=True)
-    key_file = home / "local-emulator.key"
-    key_file.write_text(DEFAULT_KEY + "\n")
-    os.chmod(key_file, 0o600)
-    with demo._emulator(emulator_port, home / "emulator") as endpoint:
+    with demo._emulator(emulator_port, home, port_flag="--emulator-port") as endpoint:
         with session() as s:
             svc = s.services
             platform = platform_service.add_platform(
@@ -118,7 +127,7 @@ def _demo_setup(emulator_port: int) -> Iterator[None]:
                     subscription_id=demo.SUBSCRIPTION,
                     resource_group=demo.RESOURCE_GROUP,
                     auth=AuthMode.SHARED_KEY,
-                    key_file=str(key_file),
+                    key_file=str(demo.key_file(home)),
                 ),
                 replace_existing=True,
             )
