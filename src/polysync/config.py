@@ -12,6 +12,9 @@ file, so several independent set-ups can live side by side. The config file is T
     [worker]                     # any table: kept as-is in Settings.sections
     concurrency = 50
 
+    [server]
+    code_overrides_role = "admin"   # or "operator": who may change the code runs execute
+
 ``home`` and ``config_path`` cannot come from the file itself (the file lives there).
 """
 

@@ -10,6 +10,8 @@ They never contain a secret value.
     │   └── ParameterError        a parameter value or schema problem (D11)
     ├── SecretError               exit 2: an env:/file: reference that cannot be resolved
     ├── ConfigError               exit 2: unreadable config file or database URL
+    ├── PermissionDeniedError     the caller's role may not make this change (API and
+    │                             console: 403; the CLI, run by the host, is never refused)
     ├── PlatformError             exit 3: Azure Batch said no or could not be reached
     │   ├── AuthenticationError   the credential was refused (403/401)
     │   ├── TemplateError         the template job is missing or unusable (D2)
@@ -62,6 +64,13 @@ class SecretError(PolysyncError):
 class ConfigError(PolysyncError):
     exit_code = 2
     code = "InvalidConfig"
+
+
+class PermissionDeniedError(PolysyncError):
+    """A use case refused the caller's role (decision 0011: code-bearing changes)."""
+
+    exit_code = 2
+    code = "Forbidden"
 
 
 class PlatformError(PolysyncError):

@@ -1,4 +1,5 @@
-"""`polysync server --demo`'s set-up: its emulator never takes the published key."""
+"""`polysync server` start-up: the demo's emulator never takes the published key; a bad
+`code_overrides_role` stops the start."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from polysync.cli import demo
 from polysync.cli.runtime import session
 from polysync.cli.server import _demo_setup
 from polysync.errors import InputError
+from tests.cli.conftest import Cli
 
 
 @pytest.fixture
@@ -99,3 +101,14 @@ def test_an_emulator_holding_the_home_key_is_used(
         assert s.services.store.get_platform("local").account_url == emu.endpoint
         assert s.services.store.get_task(demo.TASK).job == demo.TEMPLATE_ID
     assert (home / "local-emulator.key").read_text().strip() == key  # not replaced
+
+
+def test_server_refuses_to_start_with_a_bad_code_overrides_role(cli: Cli) -> None:
+    home = Path(cli.env["POLYSYNC_HOME"])
+    home.mkdir(parents=True)
+    (home / "config.toml").write_text('[server]\ncode_overrides_role = "viewer"\n')
+    result = cli("server", "--port", str(_free_port()), timeout=60)
+    assert result.code == 2
+    said = " ".join(result.stderr.split())
+    assert "[server] code_overrides_role = 'viewer' is not valid" in said
+    assert 'use "admin" (the default) or "operator".' in said

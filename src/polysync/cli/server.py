@@ -14,7 +14,9 @@ import typer
 from polysync.api import tokens
 from polysync.cli import render
 from polysync.cli.runtime import Session, configure_logging, session, settings
+from polysync.domain.roles import Role
 from polysync.errors import InputError, NotFoundError
+from polysync.services import code_access
 
 server_app = typer.Typer(
     help="The HTTP server: REST API under /api, the web console and the worker.",
@@ -81,6 +83,12 @@ def server(
         )
     s = settings()
     configure_logging(os.environ.get("POLYSYNC_LOG_LEVEL", s.log_level))
+    role = code_access.code_role(s)  # a typo in config.toml stops the start, not a request
+    if role is not Role.ADMIN:
+        render.notice(
+            f"[server] code_overrides_role = {role.value!r}: {role.value}s may change the code "
+            "runs execute (command line, image, run options, loader/interpreter variables)."
+        )
     with contextlib.ExitStack() as stack:
         if demo:
             stack.enter_context(_demo_setup(emulator_port))

@@ -17,9 +17,9 @@ from polysync.api.routes.common import (
     refused_is_conflict,
 )
 from polysync.domain.models import BackoffStrategy, RetryPolicy
+from polysync.services import code_access, views
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
-from polysync.services import views
 from polysync.services.context import Services
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
@@ -66,7 +66,10 @@ class TaskCreate(BaseModel):
 
 
 @router.post("", status_code=201, responses=problems(401, 403, 404, 409, 422))
-def create_task(body: TaskCreate, svc: Svc, _: Operator) -> dict[str, Any]:
+def create_task(body: TaskCreate, svc: Svc, who: Operator) -> dict[str, Any]:
+    """Create a Task. Values of parameters that load code (``LD_PRELOAD``, ``PATH``, …)
+    need the admin role (or ``[server] code_overrides_role``), else 403."""
+    code_access.check_task_params(svc, who.role, body.name, body.params, new=True)
     task = task_service.create_task(
         svc,
         body.name,
@@ -108,7 +111,10 @@ class TaskPatch(BaseModel):
 
 
 @router.patch("/{name}", responses=problems(401, 403, 404, 422))
-def update_task(name: Name, body: TaskPatch, svc: Svc, _: Operator) -> dict[str, Any]:
+def update_task(name: Name, body: TaskPatch, svc: Svc, who: Operator) -> dict[str, Any]:
+    """Change a Task; setting or unsetting a parameter that loads code needs the role
+    ``create`` needs for it."""
+    code_access.check_task_params(svc, who.role, name, body.set_params, body.unset_params)
     given = body.model_fields_set
     task = task_service.update_task(
         svc,
@@ -140,13 +146,16 @@ class RunBody(BaseModel):
 
 @router.post("/{name}/runs", status_code=202, responses=problems(401, 403, 404, 422))
 async def run_once(
-    name: Name, request: Request, svc: Svc, _: Operator, body: RunBody | None = None
+    name: Name, request: Request, svc: Svc, who: Operator, body: RunBody | None = None
 ) -> dict[str, Any]:
     """Run Once: queue a run with parameter overrides and return it at once (Queued).
 
     The server's worker (or, with `--no-worker`, a background follower) submits it and
     takes it to its end; watch it with ``GET /api/runs/{id}`` or ``GET /api/events``.
+    Overriding a parameter that loads code needs the role ``create`` needs for it.
     """
-    run = run_service.start_run(svc, name, body.params if body else {})
+    params = body.params if body else {}
+    code_access.check_run_params(svc, who.role, name, params)
+    run = run_service.start_run(svc, name, params)
     follow_run(request, run.id)
     return views.run_view(run)
