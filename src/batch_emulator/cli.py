@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST[:PORT]",
         help="Also answer requests addressed to HOST (any port, or only PORT), e.g. the "
         "name containers reach it by; '*' answers every host (repeatable). By default only "
-        "localhost and loopback addresses on the bound port are answered, plus any IP "
-        "address when --host is 0.0.0.0 or ::.",
+        "localhost, loopback addresses and the --host address are answered, on the bound "
+        "port (any IP address when --host is 0.0.0.0 or ::).",
     )
     s.add_argument("--tls", action="store_true", help="Serve https with a self-signed certificate.")
     s.add_argument(
