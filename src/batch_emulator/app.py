@@ -4,7 +4,9 @@ A hand-rolled ASGI callable rather than a framework: the Batch surface is a doze
 paths, and skipping a router/middleware stack keeps ``GET task`` cheap (the benchmark
 target is ≥1,000 requests/s over loopback on two cores).
 
-Per request: read the body, build a :class:`~batch_emulator.routes.Request`, send
+Per request: read the body, build a :class:`~batch_emulator.routes.Request`, refuse a
+``Host`` the server is not reached by (:mod:`batch_emulator.protocol.hosts`; only once a
+server has bound a port — an app mounted in-process has no socket to rebind), send
 ``/_emulator/*`` to the controls and everything else through fault injection, the Batch
 routes and the request log. The scheduler starts with the ASGI lifespan (or lazily on the
 first request when mounted in-process without lifespan support, e.g. under
@@ -24,6 +26,8 @@ from urllib.parse import parse_qsl, quote
 
 from batch_emulator.backend import Backend, Clock, PoolSpec
 from batch_emulator.control import Controls, DropConnection, FaultInjector, RequestLog
+from batch_emulator.protocol.errors import BatchError
+from batch_emulator.protocol.hosts import HostRule
 from batch_emulator.routes import AuthConfig, BatchApi, Request, Response, error_response
 from batch_emulator.runner import ProcessRunner
 from batch_emulator.scheduler import HoldRule, Scheduler
@@ -61,6 +65,8 @@ class EmulatorApp:
             kill_grace_s=config.kill_grace_s, use_containers=config.use_containers
         )
         self.public_url: str | None = None
+        self.host_rule: HostRule | None = None
+        self._hosts_seen: dict[str, bool] = {}
         self.scheduler = Scheduler(
             self.backend,
             self.runner,
@@ -96,6 +102,23 @@ class EmulatorApp:
         """The URL clients use; tasks see it as ``AZ_BATCH_ACCOUNT_URL``."""
         self.public_url = url.rstrip("/")
         self.scheduler.account_url = self.public_url
+
+    def restrict_hosts(self, rule: HostRule) -> None:
+        """Answer only the ``Host`` headers ``rule`` allows (set by the server that binds)."""
+        self.host_rule = rule
+        self._hosts_seen.clear()
+
+    def _host_allowed(self, host: str | None) -> bool:
+        rule = self.host_rule
+        if rule is None or host is None:
+            return True
+        known = self._hosts_seen.get(host)
+        if known is None:
+            known = rule.allows(host)
+            if len(self._hosts_seen) >= 256:  # bounded: every refused name is a new key
+                self._hosts_seen.clear()
+            self._hosts_seen[host] = known
+        return known
 
     async def reset(self) -> None:
         await self.scheduler.reset()
@@ -178,11 +201,14 @@ class EmulatorApp:
         for name, value in parse_qsl(query_string, keep_blank_values=True):
             query.setdefault(name.lower(), value)
         host = headers.get("host")
+        allowed = self._host_allowed(host)
         if not host:
             server = scope.get("server") or ("127.0.0.1", 80)
             host = f"{server[0]}:{server[1]}"
         base_url = f"{scope.get('scheme', 'http')}://{host}"
-        if self.public_url is None:
+        if not allowed and self.public_url is not None:
+            base_url = self.public_url  # never echo the foreign name into our URLs
+        elif self.public_url is None:
             self.set_public_url(base_url)
         req = Request(
             method=scope["method"],
@@ -194,7 +220,11 @@ class EmulatorApp:
             body=body,
             base_url=base_url,
         )
-        if path == "/_emulator" or path.startswith("/_emulator/"):
+        if not allowed:
+            # Before faults, authentication and the request log: nothing of the emulator
+            # answers a page that reached it under a foreign name.
+            response = error_response(req, self._foreign_host(headers["host"]), self.clock.now())
+        elif path == "/_emulator" or path.startswith("/_emulator/"):
             response = await self.controls.handle(req)
         else:
             try:
@@ -209,6 +239,18 @@ class EmulatorApp:
                 response = await self.api.handle(req)
             self.request_log.add(req, response.status)
         await _send(send, req, response)
+
+    def _foreign_host(self, host: str) -> BatchError:
+        shown = host if len(host) <= 100 else host[:100] + "…"
+        return BatchError.of(
+            "InvalidHeaderValue",
+            values=[("HeaderName", "Host"), ("HeaderValue", shown)],
+            message=(
+                f"The Host header {shown!r} does not name this emulator: use "
+                f"{self.public_url or 'its loopback address'}, or start the emulator with "
+                f"--allow-host for that name."
+            ),
+        )
 
 
 async def _send(send: Send, req: Request, response: Response) -> None:

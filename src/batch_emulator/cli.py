@@ -2,16 +2,17 @@
 
 Prints one line with the endpoint URL and the account name once it accepts requests,
 optionally writes ``--ready-file`` (JSON), and stops cleanly on SIGINT/SIGTERM, killing
-every task process it started. Secrets: ``--key`` defaults to ``$BATCH_EMULATOR_KEY`` and
-then to the public development key; bearer tokens can come from
-``$BATCH_EMULATOR_BEARER_TOKEN`` so they need not appear in a process listing.
+every task process it started. Secrets: the key is ``--key``, or the one in
+``--key-file`` (a random one is generated there, 0600, when the file does not exist),
+else ``$BATCH_EMULATOR_KEY``, else the public development key; bearer tokens can come
+from ``$BATCH_EMULATOR_BEARER_TOKEN`` so they need not appear in a process listing.
+``--allow-host`` names the hosts clients reach it by besides loopback (see
+:mod:`batch_emulator.protocol.hosts`).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import os
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY, __version__
 from batch_emulator.backend import ID_RE
+from batch_emulator.keys import generate_key, is_valid_key, read_key_file, write_key_file
+from batch_emulator.protocol.hosts import parse_host
 from batch_emulator.server import EmulatorConfig, PoolSeed, serve
 
 KEY_ENV = "BATCH_EMULATOR_KEY"
@@ -47,6 +50,16 @@ def _quota(text: str) -> int:
     return value
 
 
+def _allowed_host(text: str) -> str:
+    if text.strip() == "*":
+        return "*"
+    try:
+        parse_host(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--allow-host {exc}.") from None
+    return text.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batch-emulator",
@@ -60,10 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--account", default=DEFAULT_ACCOUNT, help=f"Account name (default {DEFAULT_ACCOUNT})."
     )
-    s.add_argument(
+    keys = s.add_mutually_exclusive_group()
+    keys.add_argument(
         "--key",
         default=None,
         help=f"Base64 account key (default: ${KEY_ENV}, else the public development key).",
+    )
+    keys.add_argument(
+        "--key-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="Read the account key from PATH; if PATH does not exist, write a new random "
+        "key there (mode 0600) and use it.",
     )
     s.add_argument(
         "--data-dir",
@@ -78,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ID=NODES[xSLOTS]",
         help="Pre-create a pool, e.g. --pool pool1=2x4 (repeatable).",
+    )
+    s.add_argument(
+        "--allow-host",
+        type=_allowed_host,
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="Also answer requests addressed to HOST (any port, or only PORT), e.g. the "
+        "name containers reach it by; '*' answers every host (repeatable). By default only "
+        "localhost, loopback addresses and the --host address are answered, on the bound "
+        "port (any IP address when --host is 0.0.0.0 or ::).",
     )
     s.add_argument("--tls", action="store_true", help="Serve https with a self-signed certificate.")
     s.add_argument(
@@ -108,12 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_key(key: str) -> str | None:
-    try:
-        base64.b64decode(key, validate=True)
-    except (binascii.Error, ValueError):
-        return "--key must be base64, like the keys the Azure portal shows."
-    return None
+def _key_from_file(path: Path) -> str:
+    """The key in ``path``; a new random one written there (0600) if it does not exist."""
+    if not path.exists():
+        key = generate_key()
+        write_key_file(path, key)
+        return key
+    return read_key_file(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,10 +168,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         parser.print_help()
         return 2
-    key = args.key or os.environ.get(KEY_ENV) or DEFAULT_KEY
-    problem = _check_key(key)
-    if problem:
-        parser.error(problem)
+    if args.key_file is not None:
+        try:
+            key = _key_from_file(args.key_file)
+        except ValueError:
+            parser.error(
+                f"--key-file {args.key_file} does not hold a base64 key: fix it, or delete "
+                "it to get a new random key."
+            )
+        except OSError as exc:
+            parser.error(f"--key-file {args.key_file} cannot be used ({exc.strerror}).")
+    else:
+        key = args.key or os.environ.get(KEY_ENV) or DEFAULT_KEY
+        if not is_valid_key(key):
+            parser.error("--key must be base64, like the keys the Azure portal shows.")
     tokens = list(args.bearer_token)
     env_token = os.environ.get(BEARER_ENV)
     if env_token:
@@ -153,9 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls=args.tls,
         active_job_quota=args.active_job_quota,
         log_level=args.log_level,
+        allowed_hosts=tuple(args.allow_host),
     )
     try:
-        serve(config, ready_file=args.ready_file, announce=lambda line: print(line, flush=True))
+        serve(
+            config,
+            ready_file=args.ready_file,
+            key_file=args.key_file,
+            announce=lambda line: print(line, flush=True),
+        )
     except OSError as exc:
         print(f"batch-emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

@@ -31,6 +31,7 @@ from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
 from batch_emulator.app import EmulatorApp, create_app
 from batch_emulator.protocol.auth import sign, string_to_sign
 from batch_emulator.protocol.formats import format_http_date
+from batch_emulator.protocol.hosts import HostRule, parse_host
 from batch_emulator.tls import write_self_signed
 
 STARTUP_TIMEOUT_S = 20.0
@@ -86,6 +87,17 @@ class EmulatorConfig:
     fault_seed: int = 0
     log_level: str = "warning"
     extra_hosts: tuple[str, ...] = field(default=())
+    # Host headers served besides localhost/loopback on the bound port (and, bound to a
+    # wildcard address, IP literals): NAME, NAME:PORT or "*" (see protocol/hosts.py).
+    allowed_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for entry in self.allowed_hosts:
+            if entry.strip() != "*":
+                try:
+                    parse_host(entry)
+                except ValueError as exc:
+                    raise ValueError(f"allowed_hosts: {exc}.") from None
 
 
 def _url_host(host: str) -> str:
@@ -141,7 +153,8 @@ class _Prepared:
         self.tls_cert_path: Path | None = None
         tls_key_path: Path | None = None
         if config.tls:
-            hosts = (config.host, *config.extra_hosts)
+            allowed = tuple(parse_host(h)[0] for h in config.allowed_hosts if h.strip() != "*")
+            hosts = (config.host, *config.extra_hosts, *allowed)
             self.tls_cert_path, tls_key_path = write_self_signed(data_dir / "tls", hosts)
         self.sock = _bind(config.host, config.port)
         self.port: int = self.sock.getsockname()[1]
@@ -149,6 +162,11 @@ class _Prepared:
         self.endpoint = f"{scheme}://{_url_host(config.host)}:{self.port}"
         self.app: EmulatorApp = create_app(config)
         self.app.set_public_url(self.endpoint)
+        self.app.restrict_hosts(
+            HostRule(
+                port=self.port, scheme=scheme, bound_host=config.host, allowed=config.allowed_hosts
+            )
+        )
         uv_config = uvicorn.Config(
             self.app,
             lifespan="on",
@@ -380,9 +398,13 @@ def serve(
     config: EmulatorConfig,
     *,
     ready_file: Path | None = None,
+    key_file: Path | None = None,
     announce: Callable[[str], None] = print,
 ) -> None:
-    """Run the emulator in the foreground until SIGINT/SIGTERM (the CLI's ``serve``)."""
+    """Run the emulator in the foreground until SIGINT/SIGTERM (the CLI's ``serve``).
+
+    ``key_file``: where the key came from, for the ready file (the key itself stays out).
+    """
     prepared = _Prepared(config)
     ready_written = False
 
@@ -392,7 +414,7 @@ def serve(
             f"Azure Batch emulator listening on {prepared.endpoint} (account {config.account})"
         )
         if ready_file is not None:
-            _write_ready_file(ready_file, prepared, config)
+            _write_ready_file(ready_file, prepared, config, key_file)
             ready_written = True
 
     prepared.server.on_started = started
@@ -405,18 +427,24 @@ def serve(
         prepared.cleanup()
 
 
-def _write_ready_file(path: Path, prepared: _Prepared, config: EmulatorConfig) -> None:
+def _write_ready_file(
+    path: Path, prepared: _Prepared, config: EmulatorConfig, key_file: Path | None
+) -> None:
     """JSON for scripts: where to connect. The key is included only if it is the public
-    development default; a custom key never leaves the process."""
+    development default; a custom key never leaves the process (a key file's path does:
+    who may read the file may use the key)."""
+    source = "default" if config.key == DEFAULT_KEY else "custom"
     info: dict[str, Any] = {
         "endpoint": prepared.endpoint,
         "account": config.account,
         "port": prepared.port,
-        "key_source": "default" if config.key == DEFAULT_KEY else "custom",
+        "key_source": "file" if key_file is not None else source,
         "tls": config.tls,
         "data_dir": str(prepared.config.data_dir),
     }
-    if config.key == DEFAULT_KEY:
+    if key_file is not None:
+        info["key_file"] = str(key_file)
+    elif config.key == DEFAULT_KEY:
         info["key"] = DEFAULT_KEY
     if prepared.tls_cert_path is not None:
         info["tls_cert_path"] = str(prepared.tls_cert_path)

@@ -16,6 +16,7 @@ file, so several independent set-ups can live side by side. The config file is T
     cache_ttl_s = 300            # how long a resolved secret is reused (decision 0010)
 
     [server]
+    code_overrides_role = "admin"   # or "operator": who may change the code runs execute
     # env:/file: references an API admin may give (host-level; empty by default)
     host_references = ["env:AZURE_BATCH_*", "file:/run/secrets/*"]
 

@@ -12,6 +12,8 @@ They never contain a secret value.
     ├── SecretError               exit 2: a malformed secret reference, or one that cannot
     │                             be resolved (unset, missing, refused by its vault)
     ├── ConfigError               exit 2: unreadable config file or database URL
+    ├── PermissionDeniedError     the caller's role may not make this change (API and
+    │                             console: 403; the CLI, run by the host, is never refused)
     ├── PlatformError             exit 3: Azure Batch said no or could not be reached
     │   ├── AuthenticationError   the credential was refused (403/401)
     │   ├── TemplateError         the template job is missing or unusable (D2)
@@ -70,6 +72,13 @@ class SecretError(PolysyncError):
 class ConfigError(PolysyncError):
     exit_code = 2
     code = "InvalidConfig"
+
+
+class PermissionDeniedError(PolysyncError):
+    """A use case refused the caller's role (decision 0011: code-bearing changes)."""
+
+    exit_code = 2
+    code = "Forbidden"
 
 
 class PlatformError(PolysyncError):

@@ -9,7 +9,7 @@ one the CLI prints) as ``detail``; the HTTP status comes from its class:
     SecretError, RequestValidation    422   (the request was understood but is not valid)
     TemplateError, PoolNotFoundError  422   (the named Batch template/pool is not usable)
     Unauthorized                      401
-    Forbidden                         403
+    Forbidden, PermissionDeniedError  403   (role too low; code-bearing change, decision 0011)
     ThrottledError, QuotaError        503   (with Retry-After when Batch gave one)
     PlatformError (others)            502   (Azure Batch refused or could not be reached)
     StoreError                        503   (the database failed; try again)
@@ -35,6 +35,7 @@ from polysync.errors import (
     ConfigError,
     InputError,
     NotFoundError,
+    PermissionDeniedError,
     PlatformError,
     PolysyncError,
     PoolNotFoundError,
@@ -79,6 +80,7 @@ _STATUS: tuple[tuple[type[PolysyncError], int], ...] = (
     (StoreError, 503),
     (Unauthorized, 401),
     (Forbidden, 403),
+    (PermissionDeniedError, 403),
     (ConfigError, 500),
 )
 

@@ -7,31 +7,16 @@ is one indexed equality. The token is shown once, when created.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import secrets
 
+from polysync.domain.roles import Role as Role  # re-exported: callers import it from here
 from polysync.errors import InputError
 from polysync.services.context import Services
 from polysync.services.platforms import validate_name
 from polysync.store.base import ApiToken
 
 PREFIX = "psk_"
-
-
-class Role(enum.StrEnum):
-    """Ordered: each role may do everything the ones before it may."""
-
-    VIEWER = "viewer"
-    OPERATOR = "operator"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return list(Role).index(self)
-
-    def allows(self, needed: Role) -> bool:
-        return self.rank >= needed.rank
 
 
 def parse_role(value: str) -> Role:

@@ -3,13 +3,19 @@
 The one place (with the test fixtures) where polysync touches ``batch_emulator``: it starts
 the emulator in-process unless one already listens on the port, then drives the product
 exactly as a user would, through the same services the other commands use.
+
+Whoever holds an emulator's key runs command lines on this machine, so an emulator the
+demo starts never uses the published development key: each start gets a random key,
+written (0600) to ``{home}/local-emulator.key``, which the ``local`` platform reads. An
+emulator already listening on the port is used only if it accepts the key in that file
+(``batch-emulator serve --key-file {home}/local-emulator.key``, as the demo suggests at
+its end); anything else on the port is an error, not a guess.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -19,7 +25,7 @@ from polysync.cli import render
 from polysync.cli.runtime import Session, session, settings
 from polysync.domain.models import AuthMode, RunState, TaskRun
 from polysync.domain.secrets import Writer
-from polysync.errors import NotFoundError
+from polysync.errors import InputError, NotFoundError
 from polysync.jobtypes.base import DiscoveredJob
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
@@ -32,6 +38,7 @@ TEMPLATE_ID = "demo-template"
 TASK = "hello"
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "local-emulator"
+KEY_FILE_NAME = "local-emulator.key"
 
 # The template's command reads its parameters from the environment (seed: "the Task is
 # responsible for parsing typed values"); it runs under /bin/sh because Batch does not
@@ -49,31 +56,75 @@ TEMPLATE_ENV = {"GREETING": "Hello", "NAME": "world", "SLEEP_S": "0", "EXIT_CODE
 
 
 def _listening(port: int) -> bool:
+    if port == 0:
+        return False  # 0 asks for a free port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.3)
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def key_file(home: Path) -> Path:
+    """Where the demo's emulator key lives (the ``local`` platform reads it from here)."""
+    return home / KEY_FILE_NAME
+
+
+def _accepts_key(endpoint: str, key_path: Path) -> bool:
+    """Whether the emulator at ``endpoint`` accepts the key in ``key_path``."""
+    import httpx
+
+    from batch_emulator import DEFAULT_ACCOUNT
+    from batch_emulator.keys import read_key_file
+    from batch_emulator.server import SharedKeyAuth
+
+    try:
+        key = read_key_file(key_path)
+    except (OSError, ValueError):
+        return False
+    try:
+        # A signed control read: only an emulator holding this key answers 200.
+        response = httpx.get(
+            f"{endpoint}/_emulator/state", auth=SharedKeyAuth(DEFAULT_ACCOUNT, key), timeout=5
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
 @contextlib.contextmanager
-def _emulator(port: int, data_dir: Path) -> Iterator[str]:
-    """Use the emulator already listening on the port, or start one for the demo."""
-    from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
+def _emulator(port: int, home: Path, *, port_flag: str = "--port") -> Iterator[str]:
+    """Use the emulator already listening on the port (if it takes our key), or start one
+    with a new random key; yields its endpoint. The key is in ``key_file(home)``."""
+    from batch_emulator import DEFAULT_ACCOUNT
+    from batch_emulator.keys import generate_key, write_key_file
     from batch_emulator.server import EmulatorConfig, EmulatorServer, PoolSeed
 
+    path = key_file(home)
     if _listening(port):
-        render.info(f"Using the emulator already listening on http://127.0.0.1:{port}.")
-        yield f"http://127.0.0.1:{port}"
+        endpoint = f"http://127.0.0.1:{port}"
+        if not _accepts_key(endpoint, path):
+            raise InputError(
+                f"something already listens on 127.0.0.1:{port} and does not accept the key "
+                f"in {path}: stop it, start the emulator there with `batch-emulator serve "
+                f"--port {port} --key-file {path}`, or choose another port with {port_flag}."
+            )
+        render.info(f"Using the emulator already listening on {endpoint} (key from {path}).")
+        yield endpoint
         return
+    key = generate_key()
+    write_key_file(path, key)
     config = EmulatorConfig(
         host="127.0.0.1",
         port=port,
         account=DEFAULT_ACCOUNT,
-        key=DEFAULT_KEY,
-        data_dir=data_dir,
+        key=key,
+        data_dir=home / "emulator",
         pools=(PoolSeed(POOL_ID, nodes=1, slots=4),),
     )
     with EmulatorServer(config) as emu:
-        render.info(f"Started the local Azure Batch emulator at {emu.endpoint} (in-process).")
+        render.info(
+            f"Started the local Azure Batch emulator at {emu.endpoint} (in-process; its "
+            f"random key is in {path})."
+        )
         yield emu.endpoint
 
 
@@ -83,18 +134,15 @@ def _step(title: str) -> None:
 
 
 def run_demo(*, port: int = 8045) -> int:
-    from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
+    from batch_emulator import DEFAULT_ACCOUNT
 
     started = time.monotonic()
     home = settings().home
     home.mkdir(parents=True, exist_ok=True)
-    key_file = home / "local-emulator.key"
-    # The emulator's well-known development key, kept in a file so the platform reads it
-    # the way a real one would read its key (never from a flag).
-    key_file.write_text(DEFAULT_KEY + "\n")
-    os.chmod(key_file, 0o600)
 
-    with _emulator(port, home / "emulator") as endpoint, session() as s:
+    # The platform reads the emulator's key from its file, the way a real platform reads
+    # its key (never from a flag).
+    with _emulator(port, home) as endpoint, session() as s:
         svc = s.services
         _step("1. Platform")
         platform = platform_service.add_platform(
@@ -106,7 +154,7 @@ def run_demo(*, port: int = 8045) -> int:
                 subscription_id=SUBSCRIPTION,
                 resource_group=RESOURCE_GROUP,
                 auth=AuthMode.SHARED_KEY,
-                key_file=str(key_file),
+                key_file=str(key_file(home)),
             ),
             writer=Writer.HOST,
             replace_existing=True,
@@ -181,11 +229,13 @@ def run_demo(*, port: int = 8045) -> int:
             + ", ".join(st.value for st in results)
             + f" in {time.monotonic() - started:.1f}s."
         )
+        used_port = endpoint.rsplit(":", 1)[1]
         render.info(
             "Keep exploring the `local` platform: keep an emulator running with "
-            f"`.venv/bin/batch-emulator serve --port {port} --data-dir {home / 'emulator'}` "
-            "in another terminal, then try `./run run list`, `./run run show "
-            f"{failed.id}`, `./run run logs {ok.id}`, `./run task run {TASK} --param NAME=you`."
+            f"`.venv/bin/batch-emulator serve --port {used_port} --key-file {key_file(home)} "
+            f"--data-dir {home / 'emulator'}` in another terminal, then try `./run run list`, "
+            f"`./run run show {failed.id}`, `./run run logs {ok.id}`, "
+            f"`./run task run {TASK} --param NAME=you`."
         )
         return 0 if results == expected else 1
 

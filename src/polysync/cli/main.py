@@ -911,7 +911,11 @@ def run_logs(
 @app.command("demo")
 def demo(
     port: Annotated[
-        int, typer.Option(help="Loopback port of the local emulator (reused if one listens).")
+        int,
+        typer.Option(
+            help="Loopback port of the local emulator. One already listening there is used "
+            "if it accepts the key in {home}/local-emulator.key."
+        ),
     ] = 8045,
 ) -> None:
     """The embedded default: a full tour on the local Azure Batch emulator."""

@@ -14,7 +14,9 @@ import typer
 from polysync.api import tokens
 from polysync.cli import render
 from polysync.cli.runtime import Session, configure_logging, session, settings
+from polysync.domain.roles import Role
 from polysync.errors import InputError, NotFoundError
+from polysync.services import code_access
 
 server_app = typer.Typer(
     help="The HTTP server: REST API under /api, the web console and the worker.",
@@ -57,7 +59,14 @@ def server(
         ),
     ] = False,
     emulator_port: Annotated[
-        int, typer.Option(help="--demo: loopback port of the emulator (reused if one listens).")
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="--demo: loopback port of the emulator; 0 picks a free one. An emulator "
+            "already listening there is used if it accepts the key in "
+            "{home}/local-emulator.key; anything else there is an error.",
+        ),
     ] = 8045,
 ) -> None:
     """Serve the REST API (/api, docs at /docs) and the web console on one port."""
@@ -74,6 +83,12 @@ def server(
         )
     s = settings()
     configure_logging(os.environ.get("POLYSYNC_LOG_LEVEL", s.log_level))
+    role = code_access.code_role(s)  # a typo in config.toml stops the start, not a request
+    if role is not Role.ADMIN:
+        render.notice(
+            f"[server] code_overrides_role = {role.value!r}: {role.value}s may change the code "
+            "runs execute (command line, image, run options, loader/interpreter variables)."
+        )
     with contextlib.ExitStack() as stack:
         if demo:
             stack.enter_context(_demo_setup(emulator_port))
@@ -91,8 +106,13 @@ def server(
 
 @contextlib.contextmanager
 def _demo_setup(emulator_port: int) -> Iterator[None]:
-    """The `polysync demo` set-up without its runs: emulator, platform, template, task."""
-    from batch_emulator import DEFAULT_ACCOUNT, DEFAULT_KEY
+    """The `polysync demo` set-up without its runs: emulator, platform, template, task.
+
+    The emulator gets a random key per start (see `polysync.cli.demo`): the server may
+    outlive a terminal session, and the published development key would let any local
+    process, or a web page that rebinds a name to 127.0.0.1, run commands as this user.
+    """
+    from batch_emulator import DEFAULT_ACCOUNT
     from polysync.cli import demo
     from polysync.domain.models import AuthMode
     from polysync.domain.secrets import Writer
@@ -104,10 +124,7 @@ def _demo_setup(emulator_port: int) -> Iterator[None]:
 
     home = settings().home
     home.mkdir(parents=True, exist_ok=True)
-    key_file = home / "local-emulator.key"
-    key_file.write_text(DEFAULT_KEY + "\n")
-    os.chmod(key_file, 0o600)
-    with demo._emulator(emulator_port, home / "emulator") as endpoint:
+    with demo._emulator(emulator_port, home, port_flag="--emulator-port") as endpoint:
         with session() as s:
             svc = s.services
             platform = platform_service.add_platform(
@@ -119,7 +136,7 @@ def _demo_setup(emulator_port: int) -> Iterator[None]:
                     subscription_id=demo.SUBSCRIPTION,
                     resource_group=demo.RESOURCE_GROUP,
                     auth=AuthMode.SHARED_KEY,
-                    key_file=str(key_file),
+                    key_file=str(demo.key_file(home)),
                 ),
                 writer=Writer.HOST,
                 replace_existing=True,

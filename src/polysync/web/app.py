@@ -29,6 +29,7 @@ from polysync.api.deps import follow_run, get_services
 from polysync.api.problems import Forbidden, Unauthorized, status_of
 from polysync.api.tokens import Role, authenticate
 from polysync.domain import ids
+from polysync.domain.code_bearing import is_code_bearing_name
 from polysync.domain.durations import format_duration_s, parse_duration_text
 from polysync.domain.models import (
     AuthMode,
@@ -43,6 +44,7 @@ from polysync.domain.models import (
 from polysync.domain.parameters import OUTPUT_NOT_SUPPORTED
 from polysync.domain.secrets import Writer
 from polysync.errors import InputError, PolysyncError
+from polysync.services import code_access
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
@@ -119,7 +121,7 @@ class _PageRoute(APIRoute):
                     "message.html",
                     viewer,
                     status=status_of(exc),
-                    title="Not allowed" if isinstance(exc, Forbidden) else "Something went wrong",
+                    title="Not allowed" if status_of(exc) == 403 else "Something went wrong",
                     error=str(exc),
                     back=request.headers.get("referer", "/runs"),
                 )
@@ -492,7 +494,17 @@ def _job_page(
         data_types=[t.value for t in DataType],
         directions=[d.value for d in Direction],
         has_output=any(p.direction is Direction.OUTPUT for p in job.parameters),
+        **_code_context(svc, viewer),
     )
+
+
+def _code_context(svc: Services, viewer: Viewer) -> dict[str, Any]:
+    """What the job and task pages need to show code-bearing fields read-only (0011)."""
+    return {
+        "can_code": code_access.may_change_code(svc.settings, viewer.role),
+        "code_role": code_access.code_role(svc.settings).value,
+        "code_bearing": is_code_bearing_name,
+    }
 
 
 @router.get("/jobs/{name}", response_class=HTMLResponse)
@@ -507,6 +519,7 @@ async def job_param_set(request: Request, name: str) -> Response:
     svc = _services(request)
     form = await _form(request)
     param = form.get("name", "").strip()
+    code_access.check_schema_edit(svc, viewer.role, name, param)
     default = form.get("default", "")
     edit = job_service.ParamEdit(
         name=param,
@@ -533,6 +546,7 @@ async def job_param_set(request: Request, name: str) -> Response:
 async def job_param_remove(request: Request, name: str, param: str) -> Response:
     viewer = _need(request, Role.OPERATOR)
     svc = _services(request)
+    code_access.check_schema_edit(svc, viewer.role, name, param)
     try:
         job_service.remove_parameter(svc, name, param)
     except PolysyncError as exc:
@@ -577,6 +591,17 @@ def override_changes(job: Job, form: Mapping[str, str]) -> tuple[dict[str, objec
     return changes, unset
 
 
+def _posted_overrides(job: Job, form: Mapping[str, str]) -> tuple[dict[str, object], list[str]]:
+    """``override_changes`` for the fields the page posted: the code-bearing ones are shown
+    read-only (not posted) to roles that may not change code, and then keep their value."""
+    changes, unset = override_changes(job, form)
+    missing = [f for f in _TEXT_OVERRIDES if f not in form]
+    for field_name in missing:
+        changes.pop(field_name, None)
+    kept = {_TEXT_OVERRIDES[f] for f in missing}
+    return changes, [u for u in unset if u not in kept]
+
+
 @router.post("/jobs/{name}/overrides", response_class=HTMLResponse)
 async def job_overrides(request: Request, name: str) -> Response:
     viewer = _need(request, Role.OPERATOR)
@@ -584,7 +609,12 @@ async def job_overrides(request: Request, name: str) -> Response:
     form = await _form(request)
     job = svc.store.get_job(name)
     try:
-        changes, unset = override_changes(job, form)
+        changes, unset = _posted_overrides(job, form)
+    except PolysyncError as exc:
+        return _job_page(request, viewer, job, status=status_of(exc), error=str(exc))
+    dropped = {f: None for f, cli in _TEXT_OVERRIDES.items() if cli in unset}
+    code_access.check_job_overrides(svc, viewer.role, name, {**changes, **dropped})
+    try:
         tags = [t.strip() for t in form.get("tags", "").split(",") if t.strip()]
         job_service.set_overrides(
             svc,
@@ -706,6 +736,7 @@ def _task_page(
         filter_task=task.name if task else "",
         filter_state="",
         insert=True,
+        **_code_context(svc, viewer),
     )
 
 
@@ -724,6 +755,7 @@ async def task_create(request: Request) -> Response:
     job = svc.store.get_job(form.get("job", ""))
     values = _form_values(form)
     params = {k: v for k, v in values["params"].items() if v != ""}
+    code_access.check_task_params(svc, viewer.role, form.get("name", "").strip(), params, new=True)
     try:
         task = task_service.create_task(
             svc,
@@ -763,6 +795,7 @@ async def task_update(request: Request, name: str) -> Response:
     values = _form_values(form)
     set_params = {k: v for k, v in values["params"].items() if v != "" and task.params.get(k) != v}
     unset = [k for k, v in values["params"].items() if v == "" and k in task.params]
+    code_access.check_task_params(svc, viewer.role, name, set_params, unset)
     timeout = _seconds(form.get("timeout", ""), "execution timeout")
     try:
         task_service.update_task(

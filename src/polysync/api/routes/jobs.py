@@ -1,4 +1,8 @@
-"""/api/jobs: imported templates, their parameter schema and overrides (operators edit)."""
+"""/api/jobs: imported templates, their parameter schema and overrides (operators edit).
+
+Code-bearing edits (command line, image, container run options, loader/interpreter-hook
+parameters) need ``[server] code_overrides_role`` (admin by default): decision 0011.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,8 @@ from polysync.api.routes.common import (
 )
 from polysync.domain.secrets import Writer
 from polysync.errors import InputError
+from polysync.services import code_access, views
 from polysync.services import jobs as job_service
-from polysync.services import views
 from polysync.services.context import Services
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -99,13 +103,16 @@ _OVERRIDES = (
 
 
 @router.patch("/{name}", responses=problems(401, 403, 404, 422))
-def update_job(name: Name, body: JobPatch, svc: Svc, _: Operator) -> dict[str, Any]:
+def update_job(name: Name, body: JobPatch, svc: Svc, who: Operator) -> dict[str, Any]:
     """Change overrides (what each run's task takes instead of the template's), description
-    or tags. Only the fields present in the body change."""
+    or tags. Only the fields present in the body change. Changing ``command_line``,
+    ``image`` or ``container_run_options`` runs code on the pool: it needs the admin role
+    (or ``[server] code_overrides_role``), else 403."""
     given = body.model_fields_set
     if "command_line" in given and body.command_line is not None and not body.command_line.strip():
         raise InputError("command_line is blank: send null to drop the override.")
     changes = {k: getattr(body, k) for k in _OVERRIDES if k in given}
+    code_access.check_job_overrides(svc, who.role, name, changes)
     job = job_service.set_overrides(
         svc,
         name,
@@ -139,7 +146,10 @@ class ParameterBody(BaseModel):
 def set_parameter(
     name: Name, param: Name, body: ParameterBody, svc: Svc, who: Operator
 ) -> dict[str, Any]:
-    """Add or change one parameter of the Job's schema; ``notices`` says what it implies."""
+    """Add or change one parameter of the Job's schema; ``notices`` says what it implies.
+    A name that loads code (``LD_PRELOAD``, ``PATH``, ``PYTHONPATH``, …) needs the admin
+    role (or ``[server] code_overrides_role``), else 403."""
+    code_access.check_schema_edit(svc, who.role, name, param)
     edit = job_service.ParamEdit(
         name=param,
         data_type=body.type,
@@ -153,8 +163,10 @@ def set_parameter(
 
 
 @router.delete("/{name}/parameters/{param}", responses=problems(401, 403, 404, 409))
-def remove_parameter(name: Name, param: Name, svc: Svc, _: Operator) -> dict[str, Any]:
-    """Remove a parameter; refused (409) while a task sets it."""
+def remove_parameter(name: Name, param: Name, svc: Svc, who: Operator) -> dict[str, Any]:
+    """Remove a parameter; refused (409) while a task sets it, and (403) for a name that
+    loads code unless the role may change code."""
+    code_access.check_schema_edit(svc, who.role, name, param)
     with refused_is_conflict():
         return views.job_view(job_service.remove_parameter(svc, name, param))
 

@@ -19,9 +19,9 @@ from polysync.api.routes.common import (
 )
 from polysync.domain.models import BackoffStrategy, RetryPolicy
 from polysync.domain.secrets import Writer
+from polysync.services import code_access, views
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
-from polysync.services import views
 from polysync.services.context import Services
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
@@ -70,6 +70,9 @@ class TaskCreate(BaseModel):
 
 @router.post("", status_code=201, responses=problems(401, 403, 404, 409, 422))
 def create_task(body: TaskCreate, svc: Svc, who: Operator) -> dict[str, Any]:
+    """Create a Task. Values of parameters that load code (``LD_PRELOAD``, ``PATH``, …)
+    need the admin role (or ``[server] code_overrides_role``), else 403."""
+    code_access.check_task_params(svc, who.role, body.name, body.params, new=True)
     task = task_service.create_task(
         svc,
         body.name,
@@ -121,6 +124,9 @@ class TaskPatch(BaseModel):
 
 @router.patch("/{name}", responses=problems(401, 403, 404, 422))
 def update_task(name: Name, body: TaskPatch, svc: Svc, who: Operator) -> dict[str, Any]:
+    """Change a Task; setting or unsetting a parameter that loads code needs the role
+    ``create`` needs for it."""
+    code_access.check_task_params(svc, who.role, name, body.set_params, body.unset_params)
     given = body.model_fields_set
     task = task_service.update_task(
         svc,
@@ -159,9 +165,10 @@ async def run_once(
 
     The server's worker (or, with `--no-worker`, a background follower) submits it and
     takes it to its end; watch it with ``GET /api/runs/{id}`` or ``GET /api/events``.
+    Overriding a parameter that loads code needs the role ``create`` needs for it.
     """
-    run = run_service.start_run(
-        svc, name, body.params if body else {}, writer=Writer.for_role(who.role)
-    )
+    params = body.params if body else {}
+    code_access.check_run_params(svc, who.role, name, params)
+    run = run_service.start_run(svc, name, params, writer=Writer.for_role(who.role))
     follow_run(request, run.id)
     return views.run_view(run)
