@@ -26,14 +26,20 @@ def test_demo_shows_success_failure_and_cancel_and_is_rerunnable(cli: Cli) -> No
     assert "Hello, Polysync!" in out  # the task's stdout, printed by the demo
     assert "FailureExitCode" in out
     assert "demo: failing on purpose with exit code 3" in out  # stderr tail of the failure
-    assert "ended Succeeded, Failed, Cancelled" in out
+    assert "ended Succeeded, Failed, Cancelled, Succeeded" in out
     assert "portal.azure.com/#resource/subscriptions/" in out
+    # Step 9: a Secret parameter from the local Key Vault reached the task (its hash
+    # matched the vault's value) and was recorded only as ***.
+    assert "Vault local-kv is reachable and may list secret names" in out
+    assert "API_TOKEN │ vault://local-kv/demo-api-token" in out
+    assert "That is the start of the SHA-256 of the value in the vault" in out
+    assert "API_TOKEN=***" in out
 
     again = cli("demo", "--port", port, timeout=120)
     assert again.code == 0, again.stderr
     assert "Updated job demo-template" in again.stdout
     runs = cli("run", "list", "--no-refresh", "-o", "json").json()
-    assert [r["state"] for r in runs] == ["Cancelled", "Failed", "Succeeded"] * 2
+    assert [r["state"] for r in runs] == ["Succeeded", "Cancelled", "Failed", "Succeeded"] * 2
 
 
 def test_keep_exploring_with_an_emulator_holding_the_demo_key(
@@ -48,7 +54,7 @@ def test_keep_exploring_with_an_emulator_holding_the_demo_key(
         result = cli("demo", "--port", str(emu.port), timeout=120)
         assert result.code == 0, result.stderr
         assert f"Using the emulator already listening on {emu.endpoint}" in result.stdout
-        assert "ended Succeeded, Failed, Cancelled" in result.stdout
+        assert "ended Succeeded, Failed, Cancelled, Succeeded" in result.stdout
         assert f"--key-file {key_file}" in result.stdout  # the hint names the same file
         run = cli("task", "run", "hello", "--param", "NAME=you", timeout=60)
         assert run.code == 0, run.stderr

@@ -19,11 +19,12 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from polysync.cli import render
 from polysync.cli.runtime import Session, session, settings
-from polysync.domain.models import AuthMode, RunState, TaskRun
+from polysync.domain.models import AuthMode, Platform, RunState, TaskRun
 from polysync.domain.secrets import Writer
 from polysync.errors import InputError, NotFoundError
 from polysync.jobtypes.base import DiscoveredJob
@@ -53,6 +54,21 @@ TEMPLATE_COMMAND = (
     "'"
 )
 TEMPLATE_ENV = {"GREETING": "Hello", "NAME": "world", "SLEEP_S": "0", "EXIT_CODE": "0"}
+
+# The Secret Vault step: the local Key Vault (keyvault_emulator) holds a token, a Secret
+# parameter refers to it, and the task proves it received the value by printing the start
+# of its SHA-256 — never the value.
+VAULT = "local-kv"
+VAULT_SECRET = "demo-api-token"  # noqa: S105 — the name of a secret in the vault, not a value
+VAULT_TEMPLATE_ID = "demo-vault-template"
+VAULT_TASK = "vault-hello"
+VAULT_TOKEN_FILE_NAME = "local-keyvault.token"  # noqa: S105 — a file name
+VAULT_COMMAND = (
+    "/bin/sh -c '"
+    'printf "API_TOKEN reached the task; its sha256 starts %s\\n" '
+    '"$(printf %s "$API_TOKEN" | sha256sum | cut -c1-12)"'
+    "'"
+)
 
 
 def _listening(port: int) -> bool:
@@ -221,11 +237,14 @@ def run_demo(*, port: int = 8045) -> int:
         cancelled = s.run(_run_and_cancel(s))
         render.run(cancelled)
 
-        results = (ok.state, failed.state, cancelled.state)
-        expected = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+        _step(f"9. A Secret parameter from a Secret Vault (the local Key Vault, {VAULT})")
+        vaulted = _vault_step(s, platform, home)
+
+        results = (ok.state, failed.state, cancelled.state, vaulted.state)
+        expected = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.SUCCEEDED)
         _step("Done")
         render.info(
-            f"Runs {ok.id}, {failed.id}, {cancelled.id} ended "
+            f"Runs {ok.id}, {failed.id}, {cancelled.id}, {vaulted.id} ended "
             + ", ".join(st.value for st in results)
             + f" in {time.monotonic() - started:.1f}s."
         )
@@ -240,6 +259,92 @@ def run_demo(*, port: int = 8045) -> int:
         return 0 if results == expected else 1
 
 
+def _vault_step(s: Session, platform: Platform, home: Path) -> TaskRun:
+    """Start the local Key Vault, declare it, put a secret in it with the official SDK, and
+    run a task whose Secret parameter refers to it (decision 0010)."""
+    import hashlib
+    import secrets
+
+    from azure.keyvault.secrets import SecretClient
+
+    from keyvault_emulator.server import KeyVaultConfig, KeyVaultServer
+    from polysync.jobtypes.azure_batch.demo_fixtures import ensure_demo_template
+    from polysync.jobtypes.azure_batch.jobtype import BatchJobType
+    from polysync.services import vaults as vault_service
+
+    svc = s.services
+    token_file = home / VAULT_TOKEN_FILE_NAME
+    config = KeyVaultConfig(data_dir=home / "keyvault")
+    with KeyVaultServer(config) as kv:
+        # The vault's credential is a reference too: a bearer token in a 0600 file.
+        token_file.write_text(kv.tokens["secrets-user"] + "\n")
+        token_file.chmod(0o600)
+        value = "demo-" + secrets.token_urlsafe(24)
+        with SecretClient(kv.url, kv.credential("secrets-officer"), **kv.client_options()) as c:
+            c.set_secret(VAULT_SECRET, value)
+        vault = vault_service.add_vault(
+            svc,
+            vault_service.VaultInput(
+                name=VAULT,
+                url=kv.url,
+                auth=AuthMode.BEARER_TOKEN,
+                token_file=str(token_file),
+                ca_bundle=str(kv.cert_path),
+            ),
+            writer=Writer.HOST,
+            replace_existing=True,
+        )
+        render.vault(vault)
+        render.vault_checks(VAULT, s.run(vault_service.test_vault(svc, VAULT)))
+        render.info(
+            f"Secret {VAULT_SECRET} set in the vault with the official azure-keyvault-secrets "
+            "client; Polysync stores only the reference to it."
+        )
+        assert isinstance(svc.jobtype, BatchJobType)
+        s.run(
+            ensure_demo_template(
+                svc.jobtype,
+                platform,
+                pool_id=POOL_ID,
+                template_id=VAULT_TEMPLATE_ID,
+                command_line=VAULT_COMMAND,
+                environment={"API_TOKEN": "placeholder"},
+            )
+        )
+        s.run(job_service.import_jobs(svc, PLATFORM, [VAULT_TEMPLATE_ID]))
+        job_service.set_parameter(
+            svc,
+            VAULT_TEMPLATE_ID,
+            job_service.ParamEdit("API_TOKEN", data_type="Secret"),
+            writer=Writer.HOST,
+        )
+        ref = {"API_TOKEN": f"vault://{VAULT}/{VAULT_SECRET}"}
+        try:
+            task = task_service.update_task(svc, VAULT_TASK, set_params=ref, writer=Writer.HOST)
+        except NotFoundError:
+            task = task_service.create_task(
+                svc, VAULT_TASK, VAULT_TEMPLATE_ID, ref, writer=Writer.HOST
+            )
+        render.task(task)
+        run = _run(s, {}, task=VAULT_TASK)
+        out = s.run(_read(s, run.id, "stdout.txt")).strip()
+        render.console.print("[bold]stdout.txt[/]")
+        render.console.print(render.escape(out))
+        expected = hashlib.sha256(value.encode()).hexdigest()[:12]
+        if out.endswith(expected):
+            render.info(
+                f"That is the start of the SHA-256 of the value in the vault: the secret reached "
+                f"the task, and was never stored (its record shows API_TOKEN="
+                f"{run.params_sent.get('API_TOKEN')})."
+            )
+        else:
+            render.notice("the task did not print the expected hash of the vault's secret.")
+            return replace(run, state=RunState.FAILED)
+        # The vault stops with the demo: let later runs fail on it clearly, not hang.
+        svc.secrets.forget()
+    return run
+
+
 async def _discover(s: Session) -> list[DiscoveredJob]:
     from polysync.domain.ids import job_id_prefix
 
@@ -251,9 +356,9 @@ async def _discover(s: Session) -> list[DiscoveredJob]:
     ]
 
 
-def _run(s: Session, params: dict[str, str]) -> TaskRun:
+def _run(s: Session, params: dict[str, str], *, task: str = TASK) -> TaskRun:
     svc = s.services
-    run = run_service.start_run(svc, TASK, params, writer=Writer.HOST)
+    run = run_service.start_run(svc, task, params, writer=Writer.HOST)
     run = s.run(run_service.submit_run(svc, run.id))
     render.run_header(run)
     started = time.monotonic()
