@@ -415,6 +415,45 @@ def setup_polysync(
     return svc
 
 
+def use_vault_key(svc: Services, endpoint: str, kv: Any, home: Path, vault: str) -> str:
+    """Move the platform's key into the local Key Vault ``kv`` (decision 0010): declare the
+    vault (its bearer token in a 0600 file of ``home``) and point the platform's key at
+    ``vault://VAULT/batch-key``. Returns that reference."""
+    from polysync.services.vaults import VaultInput, add_vault
+
+    token_file = home / f"{vault}.token"
+    token_file.write_text(kv.tokens["secrets-user"])
+    token_file.chmod(0o600)
+    kv.set_secret("batch-key", DEFAULT_KEY)
+    add_vault(
+        svc,
+        VaultInput(
+            name=vault,
+            url=kv.url,
+            auth=AuthMode.BEARER_TOKEN,
+            token_file=str(token_file),
+            ca_bundle=str(kv.cert_path),
+        ),
+        writer=Writer.HOST,
+    )
+    ref = f"vault://{vault}/batch-key"
+    add_platform(
+        svc,
+        PlatformInput(
+            name=PLATFORM,
+            account_url=endpoint,
+            account_name=DEFAULT_ACCOUNT,
+            subscription_id=SUBSCRIPTION,
+            resource_group="rg-bench",
+            auth=AuthMode.SHARED_KEY,
+            key_ref=ref,
+        ),
+        writer=Writer.HOST,
+        replace_existing=True,
+    )
+    return ref
+
+
 def queue_runs(svc: Services, plans: Sequence[tuple[str, Mapping[str, str]]]) -> list[int]:
     """One Queued run per (task name, parameter overrides), through ``start_run``."""
     return [

@@ -11,6 +11,11 @@ once per N from a seeded RNG) on the same emulator, which is reset between strat
 * ``list-tasks-15s`` — submits each run (create job, add task), then lists the tasks of
   each active job every 15 s (Airflow's Batch operator);
 * ``get-task-10s`` — submits the same way, then GETs each task every 10 s (Nextflow).
+* ``polysync-vault`` (on request: ``--strategies polysync polysync-vault``) — ``polysync``
+  with the platform's account key in a Secret Vault (the local Key Vault, in this
+  process) instead of an environment variable: vault reads per run are counted from the
+  vault's request log, and its figures are judged against the ``polysync`` row of the
+  same N (issue 10, acceptance 5).
 
 Figures, per strategy and N:
 
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -70,11 +76,14 @@ from _workload import (
     reference_strategy,
     setup_polysync,
     start_worker,
+    use_vault_key,
     worker_available,
 )
 
 POLYSYNC = "polysync"
+POLYSYNC_VAULT = "polysync-vault"
 STRATEGIES = (POLYSYNC, LIST_TASKS, GET_TASK)
+ALL_STRATEGIES = (*STRATEGIES, POLYSYNC_VAULT)
 POOL_ID = "bench"
 TEMPLATE_ID = "bench-template"
 TASK_NAME = "bench"
@@ -84,6 +93,9 @@ COMMAND = "/bin/sh -c 'sleep $SECS'"
 MAX_CALLS_PER_SUCCESSFUL_RUN = 6.0
 MAX_DETECT_P99_S = 2.0
 CPU_TARGET_N = 5000
+# Targets (issue 10, acceptance 5): a vault-held key costs (almost) nothing per run.
+MAX_VAULT_READS_PER_RUN = 0.01
+MAX_VAULT_OVERHEAD = 0.10
 
 
 @dataclass
@@ -102,6 +114,7 @@ class Row:
     succeeded: int = 0
     wall_s: float = 0.0
     note: str = ""
+    vault_reads: int | None = None  # polysync-vault: GetSecret calls the vault served
 
     def json_line(self) -> str:
         keys = (
@@ -116,7 +129,10 @@ class Row:
             "duplicates",
         )
         data = asdict(self)
-        return json.dumps({k: _round(data[k]) for k in keys})
+        line = {k: _round(data[k]) for k in keys}
+        if self.vault_reads is not None:
+            line["vault_reads_per_run"] = _round(self.vault_reads / self.n)
+        return json.dumps(line)
 
 
 def _round(value: Any) -> Any:
@@ -151,18 +167,25 @@ def run_polysync(
     seconds: Sequence[float],
     workdir: Path,
     worker_args: Sequence[str],
+    kv: Any = None,
 ) -> Row:
+    """The ``polysync`` strategy; with ``kv`` (a KeyVaultServer), ``polysync-vault``."""
+    strategy = POLYSYNC if kv is None else POLYSYNC_VAULT
     emu.control.reset()
     make_template(emu.endpoint, TEMPLATE_ID, COMMAND, pool_id=POOL_ID, env={"SECS": "1"})
-    home = workdir / f"polysync-{n}"
+    home = workdir / f"{strategy}-{n}"
     db_url = f"sqlite:///{home / 'polysync.db'}"
     svc = setup_polysync(home, db_url, emu.endpoint, TEMPLATE_ID, [TaskSetup(TASK_NAME)])
     try:
+        if kv is not None:
+            use_vault_key(svc, emu.endpoint, kv, home, "bench-kv")
         queue_runs(svc, [(TASK_NAME, {"SECS": f"{s:g}"}) for s in seconds])
         prefix = installation_prefix(svc)
     finally:
         svc.close()
     emu.control.clear_requests()
+    if kv is not None:
+        kv.control.clear_requests()
     started = time.monotonic()
     worker = start_worker(
         home, db_url, workdir / f"worker-{n}.log", "--exit-when-idle", *worker_args
@@ -194,7 +217,7 @@ def run_polysync(
     duplicates = max(0, created_jobs(entries) - len(recorded)) + len(listed - recorded)
     lat = latencies(detected, ends)
     return Row(
-        strategy=POLYSYNC,
+        strategy=strategy,
         n=n,
         calls_per_run=len(entries) / n,
         detect_p50_s=percentile(lat, 50),
@@ -207,6 +230,7 @@ def run_polysync(
         succeeded=sum(1 for r in runs if r.state == "Succeeded"),
         wall_s=wall,
         note=note,
+        vault_reads=None if kv is None else kv.control.count("GetSecret", status=200),
     )
 
 
@@ -312,7 +336,7 @@ def _fmt(value: float | None, unit: str = "") -> str:
 def print_table(rows: Sequence[Row]) -> None:
     header = (
         f"{'strategy':<15} {'N':>5} {'calls/run':>9} {'p50':>7} {'p99':>7} {'cpu':>8} "
-        f"{'rss':>8} {'lost':>5} {'dup':>4} {'wall':>7}"
+        f"{'rss':>8} {'lost':>5} {'dup':>4} {'wall':>7} {'vault/run':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -320,18 +344,53 @@ def print_table(rows: Sequence[Row]) -> None:
         print(
             f"{r.strategy:<15} {r.n:>5} {r.calls_per_run:>9.2f} {_fmt(r.detect_p50_s, 's'):>7} "
             f"{_fmt(r.detect_p99_s, 's'):>7} {r.cpu_s:>7.1f}s {r.rss_mb:>6.0f}MB {r.lost:>5} "
-            f"{r.duplicates:>4} {r.wall_s:>6.0f}s"
+            f"{r.duplicates:>4} {r.wall_s:>6.0f}s "
+            f"{'-' if r.vault_reads is None else f'{r.vault_reads / r.n:.4f}':>9}"
         )
         if r.note:
             print(f"    note: {r.note}")
 
 
-def targets(rows: Sequence[Row]) -> list[str]:
-    """One PASS/FAIL line per target (issue 4, acceptance 5)."""
+def vault_targets(rows: Sequence[Row]) -> list[str]:
+    """Issue 10, acceptance 5: vault reads per run, and the other figures within 10 % of
+    the same N without a vault (CPU, calls per run, detection p50/p99, RSS)."""
     lines: list[str] = []
+    for r in (x for x in rows if x.strategy == POLYSYNC_VAULT):
+        reads = (r.vault_reads or 0) / r.n
+        verdict = "PASS" if reads <= MAX_VAULT_READS_PER_RUN and not r.lost else "FAIL"
+        lines.append(
+            f"{verdict}  N={r.n}: {reads:.4f} vault reads per run ({r.vault_reads} in all; "
+            f"target <= {MAX_VAULT_READS_PER_RUN:g}, lost {r.lost})"
+        )
+        base = next((x for x in rows if x.strategy == POLYSYNC and x.n == r.n), None)
+        if base is None:
+            lines.append(f"n/a   N={r.n}: the 10 % comparison needs the polysync row")
+            continue
+        for label, ours, theirs in (
+            ("calls/run", r.calls_per_run, base.calls_per_run),
+            ("detection p50", r.detect_p50_s, base.detect_p50_s),
+            ("detection p99", r.detect_p99_s, base.detect_p99_s),
+            ("worker CPU", r.cpu_s, base.cpu_s),
+            ("peak RSS", r.rss_mb, base.rss_mb),
+        ):
+            if ours is None or theirs is None or theirs == 0:
+                lines.append(f"n/a   N={r.n}: {label} has no figure to compare")
+                continue
+            change = ours / theirs - 1
+            verdict = "PASS" if change <= MAX_VAULT_OVERHEAD else "FAIL"
+            lines.append(
+                f"{verdict}  N={r.n}: {label} with the vault {ours:.3f} vs {theirs:.3f} "
+                f"({change:+.1%}; target <= +{MAX_VAULT_OVERHEAD:.0%})"
+            )
+    return lines
+
+
+def targets(rows: Sequence[Row]) -> list[str]:
+    """One PASS/FAIL line per target (issue 4, acceptance 5; issue 10, acceptance 5)."""
+    lines: list[str] = vault_targets(rows)
     ours = [r for r in rows if r.strategy == POLYSYNC]
     if not ours:
-        return ["targets: n/a (the polysync strategy was not run)"]
+        return [*lines, "targets: n/a (the polysync strategy was not run)"]
     for r in ours:
         per_ok = r.calls / r.succeeded if r.succeeded else float("inf")
         verdict = "PASS" if per_ok <= MAX_CALLS_PER_SUCCESSFUL_RUN else "FAIL"
@@ -349,7 +408,7 @@ def targets(rows: Sequence[Row]) -> list[str]:
     if not big:
         lines.append(f"n/a   CPU target is judged at N={CPU_TARGET_N}, which was not run")
     for r in big:
-        refs = [x for x in rows if x.n == r.n and x.strategy != POLYSYNC]
+        refs = [x for x in rows if x.n == r.n and x.strategy not in (POLYSYNC, POLYSYNC_VAULT)]
         if not refs:
             lines.append(f"n/a   N={r.n}: CPU target needs a reference strategy in the run")
             continue
@@ -381,7 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, nargs="+", default=[100, 1000, 5000], help="run counts")
     p.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
     p.add_argument(
-        "--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES), metavar="S"
+        "--strategies",
+        nargs="+",
+        choices=ALL_STRATEGIES,
+        default=list(STRATEGIES),
+        metavar="S",
+        help=f"of {', '.join(ALL_STRATEGIES)} (default: the first three)",
     )
     p.add_argument("--task-seconds", type=_seconds_range, default=(1.0, 20.0), metavar="MIN-MAX")
     p.add_argument("--seed", type=int, default=42)
@@ -416,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(n < 1 for n in args.n):
         print("--n values must be positive", file=sys.stderr)
         return 2
-    if POLYSYNC in args.strategies and not worker_available():
+    if {POLYSYNC, POLYSYNC_VAULT} & set(args.strategies) and not worker_available():
         print(
             "`polysync worker` is not available in this checkout; run the references only "
             f"with --strategies {LIST_TASKS} {GET_TASK}.",
@@ -425,18 +489,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = sys.stderr if args.json else sys.stdout
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp, cleanup_on_exit():
+    with (
+        tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp,
+        cleanup_on_exit(),
+        contextlib.ExitStack() as stack,
+    ):
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
+        kv = None
+        if POLYSYNC_VAULT in args.strategies:
+            from keyvault_emulator.server import KeyVaultConfig, KeyVaultServer
+
+            kv = stack.enter_context(KeyVaultServer(KeyVaultConfig()))
         emu = EmulatorProcess(workdir, [f"{POOL_ID}={args.pool}"]).start()
         try:
             for n in args.n:
                 seconds = workload(n, args.seed, *args.task_seconds)
                 for strategy in args.strategies:
                     print(f"... {strategy} N={n}", file=out, flush=True)
-                    if strategy == POLYSYNC:
+                    if strategy in (POLYSYNC, POLYSYNC_VAULT):
                         worker_args = [f"--submit-rate={args.submit_rate:g}", *args.worker_arg]
-                        row = run_polysync(emu, n, seconds, workdir, worker_args)
+                        vault = kv if strategy == POLYSYNC_VAULT else None
+                        row = run_polysync(emu, n, seconds, workdir, worker_args, vault)
                     else:
                         row = run_reference(emu, strategy, n, seconds, workdir)
                     rows.append(row)
