@@ -1,9 +1,13 @@
 """The FastAPI application: REST API under /api, the web console, the worker.
 
 ``create_app(settings)`` opens one :class:`Services` for the app (``app.state.services``);
-its lifespan starts the run event watcher and, unless ``start_worker=False``, the
-:class:`~polysync.dispatcher.worker.Worker` on the server's own event loop. Without a
-worker, runs started through the API are followed by :class:`RunFollowers`.
+its lifespan starts the run event watcher, the re-check of the event streams' callers
+and, unless ``start_worker=False``, the :class:`~polysync.dispatcher.worker.Worker` on the
+server's own event loop. Without a worker, runs started through the API are followed by
+:class:`RunFollowers`.
+
+Security pieces, each in its own module: console sessions (``sessions.py``) and CSRF
+rules (``csrf.py``, applied by ``auth.py`` and the console).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -21,9 +26,11 @@ from fastapi.staticfiles import StaticFiles
 
 import polysync
 from polysync.api import problems
+from polysync.api.auth import Principal, still_live
 from polysync.api.background import RunFollowers
-from polysync.api.events import RunEvents, RunWatcher
+from polysync.api.events import RunEvents, RunWatcher, StreamAccess
 from polysync.api.routes import jobs, platforms, runs, system, tasks, tokens
+from polysync.api.sessions import SessionPolicy, Sessions, utc_now
 from polysync.config import Settings
 from polysync.dispatcher.worker import Worker, WorkerOptions
 from polysync.services.context import Services, open_services
@@ -36,7 +43,9 @@ DESCRIPTION = """\
 Polysync for Azure Batch over HTTP: platforms, jobs, tasks and runs, the same use cases
 as the `polysync` CLI. Every request except `GET /api/health` needs an API token
 (`polysync token create --name NAME --role viewer|operator|admin`) as
-`Authorization: Bearer psk_…`. Errors are `application/problem+json` with a stable `code`.
+`Authorization: Bearer psk_…`, or the web console's session cookie (then POST, PUT, PATCH
+and DELETE also need the `X-CSRF-Token` header). Errors are `application/problem+json`
+with a stable `code`.
 """
 
 
@@ -47,15 +56,24 @@ def create_app(
     services: Services | None = None,
     worker_options: WorkerOptions | None = None,
     events_interval_s: float = 0.5,
+    clock: Callable[[], datetime] = utc_now,
+    access_check_interval_s: float = 1.0,
 ) -> FastAPI:
+    """The server's app. ``clock`` times console sessions; ``access_check_interval_s`` is
+    how often open event streams re-check their callers (tests move or shorten both)."""
     owned = services is None
     svc = services if services is not None else open_services(settings)
+    sessions = Sessions(svc.store, SessionPolicy.from_settings(settings), clock)
+    access: StreamAccess[Principal] = StreamAccess(
+        still_live(svc.store, sessions), interval_s=access_check_interval_s
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         background: list[asyncio.Task[None]] = []
         watcher = RunWatcher(svc.store, app.state.events, interval_s=events_interval_s)
         background.append(asyncio.create_task(watcher.run(), name="run-event-watcher"))
+        background.append(asyncio.create_task(access.run(), name="event-stream-access"))
         worker: Worker | None = None
         if start_worker:
             worker = Worker(svc, worker_options or WorkerOptions())
@@ -88,6 +106,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = svc
+    app.state.sessions = sessions
+    app.state.stream_access = access
     app.state.settings = settings
     app.state.events = RunEvents()
     app.state.followers = RunFollowers(svc)
