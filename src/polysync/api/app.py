@@ -6,8 +6,10 @@ and, unless ``start_worker=False``, the :class:`~polysync.dispatcher.worker.Work
 server's own event loop. Without a worker, runs started through the API are followed by
 :class:`RunFollowers`.
 
-Security pieces, each in its own module: console sessions (``sessions.py``) and CSRF
-rules (``csrf.py``, applied by ``auth.py`` and the console).
+Security pieces, each in its own module: console sessions (``sessions.py``), CSRF rules
+(``csrf.py``, applied by ``auth.py`` and the console), security headers on every response
+(``security.py``, wrapped around the whole app) and /docs from the installed Swagger UI
+(``apidocs.py``).
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 import polysync
-from polysync.api import problems
+from polysync.api import apidocs, problems
 from polysync.api.auth import Principal, still_live
 from polysync.api.background import RunFollowers
 from polysync.api.events import RunEvents, RunWatcher, StreamAccess
 from polysync.api.routes import jobs, platforms, runs, system, tasks, tokens
+from polysync.api.security import SecurityHeaders
 from polysync.api.sessions import SessionPolicy, Sessions, utc_now
 from polysync.config import Settings
 from polysync.dispatcher.worker import Worker, WorkerOptions
@@ -47,6 +51,14 @@ as the `polysync` CLI. Every request except `GET /api/health` needs an API token
 and DELETE also need the `X-CSRF-Token` header). Errors are `application/problem+json`
 with a stable `code`.
 """
+
+
+class _App(FastAPI):
+    """FastAPI with the security headers outside everything, error responses included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside ServerErrorMiddleware: a 500 answered by it gets the headers too.
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(
@@ -99,11 +111,16 @@ def create_app(
             if owned:
                 svc.close()
 
-    app = FastAPI(
+    app = _App(
         title="Polysync for Azure Batch",
         version=getattr(polysync, "__version__", "0"),
         description=DESCRIPTION,
         lifespan=lifespan,
+        # apidocs serves /docs and /openapi.json behind auth; no CDN page, no redoc.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.services = svc
     app.state.sessions = sessions
@@ -113,7 +130,7 @@ def create_app(
     app.state.followers = RunFollowers(svc)
     app.state.worker = None
     problems.install(app)
-    for module in (system, platforms, jobs, tasks, runs, tokens):
+    for module in (system, platforms, jobs, tasks, runs, tokens, apidocs):
         app.include_router(module.router)
     _include_web(app)
     return app
