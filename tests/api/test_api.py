@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from azure.batch import BatchClient
 
-from polysync.api.auth import COOKIE_NAME
+from polysync.api.sessions import LEGACY_COOKIE
 from tests.api.conftest import KEY_ENV, Api, is_terminal, make_template
 from tests.support import SUBSCRIPTION
 
@@ -67,11 +67,25 @@ def test_requests_without_a_valid_token_are_401(
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "admin"])
-def test_me_names_the_token_and_the_cookie_works_too(api: Api, role: str) -> None:
+def test_me_names_the_token_and_the_session_cookie_works_too(api: Api, role: str) -> None:
     assert api.get("/api/me", role=role).json() == {"name": role, "role": role}
-    api.client.cookies.set(COOKIE_NAME, api.tokens[role])
     try:
-        assert api.client.get("/api/me").json()["role"] == role
+        signin = api.client.post(
+            "/signin", data={"token": api.tokens[role]}, follow_redirects=False
+        )
+        assert signin.status_code == 303, signin.text
+        assert api.client.get("/api/me").json() == {"name": role, "role": role}
+    finally:
+        api.client.cookies.clear()
+
+
+def test_the_old_token_cookie_is_ignored_and_cleared(api: Api) -> None:
+    api.client.cookies.set(LEGACY_COOKIE, api.tokens["admin"])
+    try:
+        r = api.client.get("/api/me")
+        assert_problem(r, 401, "Unauthorized", "needs an API token")
+        assert f"{LEGACY_COOKIE}=;" in r.headers["set-cookie"]
+        assert "max-age=0" in r.headers["set-cookie"].lower()
     finally:
         api.client.cookies.clear()
 

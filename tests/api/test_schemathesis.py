@@ -35,7 +35,8 @@ def api_schema(live_server: tuple[str, str], emulator: Any) -> Any:
             "key_env": KEY_ENV,
         },
     ).raise_for_status()
-    schema = schemathesis.openapi.from_url(base + "/openapi.json")
+    # The schema is behind the API's auth, like the API itself.
+    schema = schemathesis.openapi.from_url(base + "/openapi.json", headers=headers)
     # The event stream never ends by design; it has its own test.
     return schema.exclude(path="/api/events")
 

@@ -29,13 +29,14 @@ TABLES = {
     "run_history",
     "api_tokens",
     "secret_vaults",
+    "console_sessions",
 }
 
 
 def test_empty_database_is_migrated_to_head(db_url: str) -> None:
     store = SqlStore.open(db_url)
     try:
-        assert store.current_revision() == head_revision() == "0004"
+        assert store.current_revision() == head_revision() == "0005"
         names = set(inspect(store.engine).get_table_names())
         assert names >= TABLES | {"alembic_version"}
     finally:

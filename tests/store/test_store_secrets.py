@@ -36,11 +36,13 @@ def test_no_column_can_hold_a_secret_value() -> None:
         for column in table.columns
         if suspicious.search(column.name)
     }
-    # References and glob patterns of secret names (decision 0010), no values.
+    # References and glob patterns of secret names (decision 0010), and the id of the
+    # token a console session acts for: no values.
     assert found == {
         "platforms.auth_secret_ref",
         "secret_vaults.auth_secret_ref",
         "secret_vaults.task_secrets",
+        "console_sessions.token_id",
     }
     # …and the domain gives a platform's credential only as a reference.
     assert {f.name for f in fields(PlatformAuth)} == {

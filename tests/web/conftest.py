@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from batch_emulator import DEFAULT_KEY
 from batch_emulator.server import EmulatorServer, PoolSeed
 from polysync.api.app import create_app
+from polysync.api.sessions import SESSION_COOKIE
 from polysync.api.tokens import Role, create_token
 from polysync.config import load_settings
 from polysync.services.context import Services, open_services
@@ -171,13 +172,23 @@ def page(context: BrowserContext) -> Page:
     return context.new_page()
 
 
+def session_cookie(console: Console, role: str = "admin") -> str:
+    """Sign in through the real form (POST /signin) and return the session cookie's value."""
+    with httpx.Client(base_url=console.url, follow_redirects=False, timeout=30) as client:
+        resp = client.post("/signin", data={"token": console.tokens[role], "next": "/runs"})
+        assert resp.status_code == 303, resp.text
+        value = client.cookies.get(SESSION_COOKIE)
+    assert value, "sign-in set no session cookie"
+    return value
+
+
 def signed_in(context: BrowserContext, console: Console, role: str = "admin") -> None:
-    """Put a token cookie in the browser, as the sign-in form does."""
+    """Put a fresh console session in the browser, as the sign-in form does."""
     context.add_cookies(
         [
             {
-                "name": "polysync_token",
-                "value": console.tokens[role],
+                "name": SESSION_COOKIE,
+                "value": session_cookie(console, role),
                 "url": console.url,
                 "httpOnly": True,
                 "sameSite": "Strict",

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 from azure.batch import BatchClient
 from playwright.sync_api import BrowserContext, Page, expect
 
+from polysync.api.sessions import SESSION_COOKIE
 from polysync.errors import NotFoundError
-from tests.web.conftest import Console, make_template, signed_in
+from tests.web.conftest import Console, make_template, session_cookie, signed_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,10 +35,25 @@ def job(console: Console, batch: BatchClient) -> str:
     return name
 
 
-def browser_like(console: Console, role: str) -> httpx.Client:
-    client = httpx.Client(base_url=console.url, follow_redirects=False, timeout=30)
-    client.cookies.set("polysync_token", console.tokens[role])
-    return client
+class SignedIn(httpx.Client):
+    """A browser-like client with a console session; its form posts carry the session's
+    CSRF token, as the console's forms do."""
+
+    csrf = ""
+
+    def post(self, url: str, *, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:  # type: ignore[override]  # only form posts are made here
+        return super().post(url, data={**(data or {}), "csrf_token": self.csrf}, **kw)
+
+
+@contextmanager
+def browser_like(console: Console, role: str) -> Iterator[httpx.Client]:
+    with SignedIn(base_url=console.url, follow_redirects=False, timeout=30) as client:
+        client.cookies.set(SESSION_COOKIE, session_cookie(console, role))
+        page = client.get("/runs").text
+        found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+        assert found, "the page carries no csrf-token meta tag"
+        client.csrf = found.group(1)
+        yield client
 
 
 @pytest.fixture

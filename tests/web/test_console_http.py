@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from html.parser import HTMLParser
 
 import httpx
 import pytest
@@ -20,10 +22,20 @@ def browser_like(console: Console) -> Iterator[httpx.Client]:
         yield client
 
 
-def sign_in(client: httpx.Client, console: Console, role: str) -> None:
+def sign_in(client: httpx.Client, console: Console, role: str) -> str:
+    """Sign in through the form; returns the session's CSRF token, read from a page."""
     resp = client.post("/signin", data={"token": console.tokens[role], "next": "/jobs"})
     assert resp.status_code == 303, resp.text
     assert resp.headers["location"] == "/jobs"
+    return csrf_of(client)
+
+
+def csrf_of(client: httpx.Client, path: str = "/runs") -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
+    assert found, "the page carries no csrf-token meta tag"
+    return found.group(1)
 
 
 @pytest.mark.parametrize("path", ["/runs", "/tasks", "/jobs", "/platforms", "/runs/1"])
@@ -38,9 +50,14 @@ def test_sign_in_cookie_is_httponly_and_strict(
 ) -> None:
     resp = browser_like.post("/signin", data={"token": console.tokens["viewer"], "next": "/runs"})
     cookie = resp.headers["set-cookie"].lower()
-    assert "polysync_token=" in cookie
+    assert "polysync_session=" in cookie
     assert "httponly" in cookie
     assert "samesite=strict" in cookie
+    assert "path=/" in cookie
+    assert "secure" not in cookie  # plain http on loopback; https requests get Secure
+    # The cookie holds a session id, never the token.
+    assert console.tokens["viewer"].lower() not in cookie
+    assert "psk_" not in cookie
 
 
 def test_bad_token_is_refused_without_a_cookie(browser_like: httpx.Client) -> None:
@@ -51,19 +68,19 @@ def test_bad_token_is_refused_without_a_cookie(browser_like: httpx.Client) -> No
 
 
 def test_sign_out_clears_the_cookie(browser_like: httpx.Client, console: Console) -> None:
-    sign_in(browser_like, console, "viewer")
+    token = sign_in(browser_like, console, "viewer")
     assert browser_like.get("/runs").status_code == 200
-    resp = browser_like.post("/signout")
+    resp = browser_like.post("/signout", data={"csrf_token": token})
     assert resp.headers["location"] == "/signin"
     assert browser_like.get("/runs").status_code == 303
 
 
 def test_viewer_may_read_but_not_change(browser_like: httpx.Client, console: Console) -> None:
-    sign_in(browser_like, console, "viewer")
+    token = sign_in(browser_like, console, "viewer")
     page = browser_like.get("/platforms")
     assert page.status_code == 200
     assert "Add a platform" not in page.text
-    refused = browser_like.post("/platforms", data={"name": "x"})
+    refused = browser_like.post("/platforms", data={"name": "x", "csrf_token": token})
     assert refused.status_code == 403
     assert "has role viewer; this needs admin" in refused.text
     assert browser_like.get("/tasks/new").status_code == 403
@@ -95,8 +112,9 @@ def test_user_content_is_escaped(
 
 
 def test_platform_form_errors_keep_the_input(browser_like: httpx.Client, console: Console) -> None:
-    sign_in(browser_like, console, "admin")
+    token = sign_in(browser_like, console, "admin")
     form = {
+        "csrf_token": token,
         "name": "second",
         "account_url": "http://batch.example.com",
         "account_name": "acct",
@@ -210,3 +228,57 @@ def test_platform_form_secret_goes_to_the_mode_field(auth: str, field: str) -> N
 def test_platform_form_rejects_an_unknown_auth_mode() -> None:
     with pytest.raises(InputError, match="authentication 'magic' is not valid"):
         web.platform_input({"auth": "magic"})
+
+
+class _Forms(HTMLParser):
+    """Every <form method=post> of a page: (action, {field: value} of its hidden inputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, dict[str, str]]] = []
+        self._open: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and a.get("method", "get").lower() == "post":
+            self._open = {}
+            self.forms.append((a.get("action", ""), self._open))
+        elif tag == "input" and self._open is not None and a.get("type") == "hidden":
+            self._open[a.get("name", "")] = a.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+
+def test_every_form_that_changes_something_carries_the_csrf_token(
+    browser_like: httpx.Client, console: Console, batch: BatchClient
+) -> None:
+    template = make_template(batch, "/bin/true", prefix="webforms")
+    with console.api("operator") as api:
+        resp = api.post("/api/jobs/import", json={"platform": "local", "external_ids": [template]})
+        assert resp.status_code == 201, resp.text
+        assert api.post("/api/tasks", json={"name": "forms", "job": template}).status_code == 201
+        run_id = api.post("/api/tasks/forms/runs", json={}).json()["id"]
+    token = sign_in(browser_like, console, "admin")
+    pages = [
+        "/runs",
+        f"/runs/{run_id}",
+        "/tasks",
+        f"/tasks/new?job={template}",
+        "/tasks/forms",
+        f"/jobs/{template}",
+        "/platforms",
+        f"/platforms/local/discover?prefix={template}",
+    ]
+    seen = 0
+    for path in pages:
+        page = browser_like.get(path)
+        assert page.status_code == 200, path
+        parser = _Forms()
+        parser.feed(page.text)
+        assert parser.forms, path
+        for action, hidden in parser.forms:
+            assert hidden.get("csrf_token") == token, (path, action)
+            seen += 1
+    assert seen >= 12  # sign-out on every page, run, cancel, sync, params, overrides, ...

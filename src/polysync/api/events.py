@@ -6,6 +6,9 @@ run`), and the store is the one place that sees them all. Twice a second it read
 runs whose row changed since the last look (indexed on ``updated_at``) and publishes the
 ones whose visible state moved. Changes closer together than that arrive as one event;
 each event carries the run's whole history, so no transition is lost.
+
+``StreamAccess`` re-checks the callers of the open streams once a second, so a stream
+ends soon after its token is revoked or its console session ends.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +29,7 @@ from polysync.store.base import Store
 log = logging.getLogger(__name__)
 
 _QUEUE_SIZE = 1000
+K = TypeVar("K", bound=Hashable)
 
 
 class RunEvents:
@@ -143,3 +147,60 @@ class RunWatcher:
                 self._since = max(self._since, self.clock() - self.overlap)
                 self._seen.clear()
             await asyncio.sleep(self.interval_s)
+
+
+class StreamAccess(Generic[K]):
+    """The callers of open event streams, re-checked together on an interval.
+
+    A stream is authorised once, when it opens; without this, revoking its token or
+    ending its session would leave it flowing for as long as the client keeps it open.
+    One ``check`` of every caller per interval (two small queries in ``auth.still_live``),
+    however many streams and events there are, rather than a query per stream per event.
+    """
+
+    def __init__(self, check: Callable[[Collection[K]], set[K]], *, interval_s: float = 1.0):
+        self.check = check
+        self.interval_s = interval_s
+        self._watched: dict[int, tuple[K, Callable[[], None]]] = {}
+        self._next = 0
+
+    @property
+    def watched(self) -> int:
+        return len(self._watched)
+
+    @contextlib.contextmanager
+    def watch(self, caller: K, on_revoked: Callable[[], None]) -> Iterator[None]:
+        """Call ``on_revoked`` (once, on the event loop) when ``caller`` may read no more."""
+        key = self._next
+        self._next += 1
+        self._watched[key] = (caller, on_revoked)
+        try:
+            yield
+        finally:
+            self._watched.pop(key, None)
+
+    def revoke(self, checked: Collection[K], live: Collection[K]) -> int:
+        """End the streams of callers ``checked`` and found not ``live``; how many ended.
+
+        Only callers that were checked: a stream opened while the check ran waits for the
+        next one rather than being ended unchecked.
+        """
+        gone = set(checked) - set(live)
+        ended = [key for key, (caller, _) in self._watched.items() if caller in gone]
+        for key in ended:
+            _, on_revoked = self._watched.pop(key)
+            on_revoked()
+        return len(ended)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            callers = {caller for caller, _ in self._watched.values()}
+            if not callers:
+                continue
+            try:
+                live = await run_in_threadpool(self.check, callers)
+            except Exception:  # a database hiccup must not end every stream
+                log.exception("event streams: re-checking their callers failed")
+                continue
+            self.revoke(callers, live)

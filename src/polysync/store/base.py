@@ -64,6 +64,20 @@ class ApiToken:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in browser of the web console (only a hash of its id is stored).
+
+    It acts with its token's name and role; deleting the token deletes its sessions.
+    """
+
+    id: int
+    token: ApiToken
+    created_at: datetime
+    expires_at: datetime  # the absolute end, fixed at sign-in
+    last_seen_at: datetime  # the idle timeout counts from here
+
+
 class Store(Protocol):
     # --- lifecycle --------------------------------------------------------------------
     def close(self) -> None: ...
@@ -198,6 +212,30 @@ class Store(Protocol):
     def find_api_token(self, digest: str) -> ApiToken | None: ...
     def list_api_tokens(self) -> list[ApiToken]: ...
     def remove_api_token(self, name: str) -> None: ...
+    def existing_api_token_ids(self, ids: Collection[int]) -> set[int]:
+        """Which of ``ids`` are still tokens (the open event streams' re-check)."""
+        ...
+
+    # --- console sessions (issue 12) ----------------------------------------------------
+    def add_console_session(
+        self, token_id: int, digest: str, *, now: datetime, expires_at: datetime
+    ) -> ConsoleSession:
+        """A new session of token ``token_id``; ``NotFoundError`` if the token is gone."""
+        ...
+
+    def find_console_session(self, digest: str) -> ConsoleSession | None: ...
+    def console_sessions(self, ids: Collection[int]) -> list[ConsoleSession]:
+        """The sessions among ``ids`` that still exist (expired or not)."""
+        ...
+
+    def touch_console_session(self, session_id: int, at: datetime) -> None: ...
+    def remove_console_session(self, digest: str) -> bool:
+        """Delete the session; False if there was none (signing out twice is fine)."""
+        ...
+
+    def purge_console_sessions(self, *, expired_at: datetime, idle_since: datetime) -> int:
+        """Delete sessions past their absolute end or unused since ``idle_since``."""
+        ...
 
     # --- secret vaults (decision 0010) ------------------------------------------------
     def add_vault(self, vault: SecretVault) -> SecretVault: ...

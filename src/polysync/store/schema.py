@@ -325,3 +325,25 @@ secret_vaults = Table(
     sqlite_autoincrement=True,
 )
 """Secret Vaults (migration 0004): where ``vault://NAME/SECRET`` references are resolved."""
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # SHA-256 (hex) of the session id: the id itself lives only in the browser's cookie.
+    Column("digest", String(64), nullable=False, unique=True),
+    # Revoking the token (deleting its row) ends every session signed in with it.
+    Column(
+        "token_id",
+        Integer,
+        ForeignKey("api_tokens.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", UtcDateTime, nullable=False),
+    # The absolute end, fixed at sign-in; the idle end is last_seen_at + the idle timeout.
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+"""Web console sessions (migration 0005): a signed-in browser, bound to one API token."""

@@ -6,8 +6,13 @@ with the same cookie. Forms post back here and redirect (post/redirect/get), so 
 page works with the keyboard and without JavaScript; errors re-render the form with the
 service's own sentence.
 
-Sign-in stores the pasted API token in the ``polysync_token`` cookie (HttpOnly, so
-scripts never see it; SameSite=Strict, so other sites cannot post forms with it).
+Signing in with an API token starts a server-side session (``polysync.api.sessions``):
+the ``polysync_session`` cookie (HttpOnly, SameSite=Strict) holds a random id, never the
+token, and signing out deletes the session. Every form that changes something carries
+the session's CSRF token (``csrf_input`` in the templates) and every POST is checked in
+``_PageRoute`` before its handler runs: Origin / Sec-Fetch-Site first, then the token
+(``polysync.api.csrf``). The sign-in form, before any session exists, gets the Origin
+check alone.
 """
 
 from __future__ import annotations
@@ -18,15 +23,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import jinja2
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from markupsafe import Markup
 
+from polysync.api import csrf
+from polysync.api.auth import cross_site_refusal, own_origin
 from polysync.api.deps import follow_run, get_services
 from polysync.api.problems import Forbidden, Unauthorized, status_of
+from polysync.api.sessions import (
+    SESSION_COOKIE,
+    clear_session_cookie,
+    get_sessions,
+    set_session_cookie,
+)
 from polysync.api.tokens import Role, authenticate
 from polysync.domain import ids
 from polysync.domain.code_bearing import is_code_bearing_name
@@ -43,7 +57,7 @@ from polysync.domain.models import (
 )
 from polysync.domain.parameters import OUTPUT_NOT_SUPPORTED
 from polysync.domain.secrets import Writer
-from polysync.errors import InputError, PolysyncError
+from polysync.errors import InputError, NotFoundError, PolysyncError
 from polysync.services import code_access
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
@@ -53,7 +67,6 @@ from polysync.services.context import Services
 
 log = logging.getLogger(__name__)
 
-COOKIE = "polysync_token"
 FLASH_COOKIE = "polysync_flash"
 PAGE_SIZE = 50
 DISCOVER_PAGE_SIZE = 25
@@ -84,10 +97,11 @@ _env.filters["duration"] = _duration
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who is signed in (from the token in the cookie)."""
+    """Who is signed in (the token of the session in the cookie)."""
 
     name: str
     role: Role
+    csrf: str = ""  # the session's CSRF token, carried by every form and app.js call
 
     def may(self, needed: Role) -> bool:
         return self.role.allows(needed)
@@ -107,6 +121,18 @@ class _PageRoute(APIRoute):
 
         async def page_handler(request: Request) -> Response:
             try:
+                if csrf.is_unsafe(request.method):
+                    refusal = await _forged(request)
+                    if refusal is not None:
+                        return _render(
+                            request,
+                            "message.html",
+                            _viewer(request),
+                            status=403,
+                            title="Not allowed",
+                            error=refusal,
+                            back="/runs",
+                        )
                 return await handler(request)
             except Unauthorized:
                 target = request.url.path
@@ -123,7 +149,7 @@ class _PageRoute(APIRoute):
                     status=status_of(exc),
                     title="Not allowed" if status_of(exc) == 403 else "Something went wrong",
                     error=str(exc),
-                    back=request.headers.get("referer", "/runs"),
+                    back=_back(request),
                 )
 
         return page_handler
@@ -139,18 +165,57 @@ def _services(request: Request) -> Services:
     return get_services(request)
 
 
+_NOT_LOOKED_UP = object()
+# Only the sign-in form may be posted without a session (it gets the Origin check alone).
+_NO_SESSION_FORMS = frozenset({"/signin"})
+
+
 def _viewer(request: Request) -> Viewer | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
+    """The signed-in caller of this request (looked up once per request)."""
+    cached = getattr(request.state, "viewer", _NOT_LOOKED_UP)
+    if cached is None or isinstance(cached, Viewer):
+        return cached
+    viewer = None
+    session_id = request.cookies.get(SESSION_COOKIE)
+    session = get_sessions(request).lookup(session_id)
+    if session is not None and session_id is not None:
+        try:
+            viewer = Viewer(
+                session.token.name, Role(session.token.role), csrf.csrf_token(session_id)
+            )
+        except ValueError:
+            viewer = None
+    request.state.viewer = viewer
+    return viewer
+
+
+async def _forged(request: Request) -> str | None:
+    """Why this POST must be refused as a cross-site forgery (one sentence), or None.
+
+    No session, no token to check: the handler's own ``_need`` then sends the caller to
+    sign in, and nothing is changed either way.
+    """
+    refusal = cross_site_refusal(request)
+    if refusal is not None:
+        return refusal[0].upper() + refusal[1:]
+    if request.url.path in _NO_SESSION_FORMS:
         return None
-    found = authenticate(_services(request), token)
-    if found is None:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if _viewer(request) is None or session_id is None:
         return None
-    try:
-        role = Role(found.role)
-    except ValueError:
-        return None
-    return Viewer(found.name, role)
+    form = await request.form()  # cached on the request: the handler reads it again
+    given = form.get(csrf.FORM_FIELD)
+    if not csrf.token_matches(session_id, given if isinstance(given, str) else None):
+        return csrf.FORM_REFUSAL
+    return None
+
+
+def _back(request: Request) -> str:
+    """Where a Back link goes: the referring page if it is ours, else the runs."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if not csrf.same_origin(f"{referer.scheme}://{referer.netloc}", own_origin(request)):
+        return "/runs"
+    return _safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
 
 
 def _need(request: Request, role: Role = Role.VIEWER) -> Viewer:
@@ -188,9 +253,14 @@ def _render(
     nav = list(NAV)
     if viewer is not None:
         nav.append(NAV_PLATFORMS)
+    token = viewer.csrf if viewer else ""
     html = _env.get_template(template).render(
         principal=viewer,
         role=viewer.role.value if viewer else "",
+        csrf=token,
+        csrf_input=Markup('<input type="hidden" name="{}" value="{}">').format(
+            csrf.FORM_FIELD, token
+        ),
         nav=nav,
         section="/" + request.url.path.strip("/").split("/")[0],
         flash=flash,
@@ -276,7 +346,18 @@ async def signin(request: Request) -> Response:
     form = await _form(request)
     token = form.get("token", "").strip()
     target = _safe_next(form.get("next", "/runs"))
-    if not token or authenticate(_services(request), token) is None:
+    sessions = get_sessions(request)
+    found = authenticate(_services(request), token) if token else None
+    started = None
+    if found is not None:
+        # A new id at every sign-in (never one the browser brought: no session fixation),
+        # and the browser's previous session, if any, ends here.
+        sessions.end(request.cookies.get(SESSION_COOKIE))
+        try:
+            started = sessions.start(found)
+        except NotFoundError:
+            started = None  # revoked between the check and the insert
+    if started is None:
         return _render(
             request,
             "signin.html",
@@ -288,22 +369,21 @@ async def signin(request: Request) -> Response:
             "`polysync token create`.",
         )
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
+    set_session_cookie(
+        response,
+        started[0],
         secure=request.url.scheme == "https",
-        path="/",
-        max_age=7 * 24 * 3600,
+        max_age_s=sessions.policy.lifetime_s,
     )
     return response
 
 
 @router.post("/signout")
-async def signout() -> Response:
+async def signout(request: Request) -> Response:
+    # Deleted on the server: the same cookie, replayed, no longer signs anyone in.
+    get_sessions(request).end(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/signin", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    clear_session_cookie(response)
     return response
 
 

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from polysync.api.auth import Principal
 from polysync.api.deps import get_events
-from polysync.api.events import RunEvents
+from polysync.api.events import RunEvents, StreamAccess
 from polysync.api.routes.common import Viewer, problems
 
 router = APIRouter(prefix="/api", tags=["system"])
@@ -32,7 +33,9 @@ def me(principal: Viewer) -> dict[str, Any]:
     return {"name": principal.name, "role": principal.role.value}
 
 
-async def _stream(request: Request, events: RunEvents) -> AsyncIterator[str]:
+async def _stream(
+    request: Request, events: RunEvents, access: StreamAccess[Principal], caller: Principal
+) -> AsyncIterator[str]:
     # A pump task reads the subscription: waiting on the local queue with a timeout (for
     # keep-alives) must not cancel the subscription itself.
     local: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -46,19 +49,21 @@ async def _stream(request: Request, events: RunEvents) -> AsyncIterator[str]:
 
     pumping = asyncio.create_task(pump())
     try:
-        # Tell the client how soon to reconnect, then one `run` event per change.
-        yield "retry: 2000\n\n"
-        while True:
-            try:
-                run = await asyncio.wait_for(local.get(), KEEPALIVE_S)
-            except TimeoutError:
-                if await request.is_disconnected():
+        # Revoking the caller's token or ending its session ends the stream (None = end).
+        with access.watch(caller, lambda: local.put_nowait(None)):
+            # Tell the client how soon to reconnect, then one `run` event per change.
+            yield "retry: 2000\n\n"
+            while True:
+                try:
+                    run = await asyncio.wait_for(local.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                if run is None:
                     return
-                yield ": keep-alive\n\n"
-                continue
-            if run is None:
-                return
-            yield f"event: run\nid: {run['id']}\ndata: {json.dumps(run)}\n\n"
+                yield f"event: run\nid: {run['id']}\ndata: {json.dumps(run)}\n\n"
     finally:
         pumping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -77,11 +82,15 @@ async def _stream(request: Request, events: RunEvents) -> AsyncIterator[str]:
     response_class=StreamingResponse,
 )
 async def events(
-    request: Request, _: Viewer, hub: Annotated[RunEvents, Depends(get_events)]
+    request: Request, caller: Viewer, hub: Annotated[RunEvents, Depends(get_events)]
 ) -> StreamingResponse:
-    """Run state changes as Server-Sent Events: ``event: run``, ``data: <run json>``."""
+    """Run state changes as Server-Sent Events: ``event: run``, ``data: <run json>``.
+
+    The stream ends within about two seconds of its token being revoked or its console
+    session ending."""
+    access: StreamAccess[Principal] = request.app.state.stream_access
     return StreamingResponse(
-        _stream(request, hub),
+        _stream(request, hub, access, caller),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

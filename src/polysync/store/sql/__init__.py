@@ -14,7 +14,7 @@ One module per concern, each owning the queries of its tables:
     base.py      SqlBase: transactions, schema upgrades, row lookups shared by the others
     catalog.py   platforms, jobs, tasks
     runs.py      runs, bulk run writes (decision 0008), claims and leases
-    access.py    API tokens
+    access.py    API tokens, console sessions
     vaults.py    Secret Vaults and the references into them
 """
 

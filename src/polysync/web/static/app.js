@@ -26,6 +26,17 @@
     }
   }
 
+  // The session's CSRF token (base.html's meta tag): the API refuses a POST made with the
+  // session cookie without it, so no other page can make this browser call the API.
+  const CSRF = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  function post(url) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": CSRF },
+    });
+  }
+
   function stateBadge(node, state) {
     node.textContent = state;
     node.className = `state state-${state}`;
@@ -34,6 +45,12 @@
   // -- keyboard shortcuts: "g r" runs, "g t" tasks, "g j" jobs, "g p" platforms,
   //    "/" focus the first filter, "?" help ---------------------------------------------
   const GO = { r: "/runs", t: "/tasks", j: "/jobs", p: "/platforms" };
+  for (const btn of document.querySelectorAll("[data-open-help]")) {
+    btn.addEventListener("click", () => {
+      const help = document.getElementById("help");
+      if (help && !help.open) help.showModal();
+    });
+  }
   let pendingG = 0;
   document.addEventListener("keydown", (ev) => {
     const t = ev.target;
@@ -73,7 +90,11 @@
     };
     const source = new EventSource("/api/events");
     source.addEventListener("open", () => setStatus("live", "live"));
-    source.addEventListener("error", () => setStatus("down", "reconnecting…"));
+    source.addEventListener("error", () => {
+      // CLOSED: the server refused to reconnect (signed out, session expired, token revoked).
+      if (source.readyState === EventSource.CLOSED) setStatus("down", "stopped: reload the page");
+      else setStatus("down", "reconnecting…");
+    });
     source.addEventListener("run", (ev) => {
       let run;
       try { run = JSON.parse(ev.data); } catch (e) { return; }
@@ -275,7 +296,7 @@
         const out = detail.querySelector("[data-cancel-result]");
         btn.disabled = true;
         out.textContent = "Cancelling…";
-        const resp = await fetch(`/api/runs/${runId}/cancel`, { method: "POST", headers: { Accept: "application/json" } });
+        const resp = await post(`/api/runs/${runId}/cancel`);
         if (resp.ok) {
           const body = await resp.json();
           out.textContent = body.message || "Cancel requested.";
@@ -297,9 +318,7 @@
       btn.disabled = true;
       out.textContent = "Checking…";
       try {
-        const resp = await fetch(`/api/platforms/${encodeURIComponent(name)}/test`, {
-          method: "POST", headers: { Accept: "application/json" },
-        });
+        const resp = await post(`/api/platforms/${encodeURIComponent(name)}/test`);
         out.textContent = "";
         if (!resp.ok) { out.appendChild(el("p", { class: "bad" }, await problem(resp))); return; }
         const report = await resp.json();
