@@ -14,6 +14,7 @@ import typer
 from polysync.api import tokens
 from polysync.cli import render
 from polysync.cli.runtime import Session, configure_logging, session, settings
+from polysync.domain import limits
 from polysync.errors import InputError, NotFoundError
 
 server_app = typer.Typer(
@@ -43,7 +44,7 @@ def server(
     host: Annotated[
         str, typer.Option(help="Address to listen on (loopback unless you mean otherwise).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 8080,
     no_worker: Annotated[
         bool,
         typer.Option("--no-worker", help="Do not run the worker here (run `polysync worker`)."),
@@ -63,6 +64,8 @@ def server(
     """Serve the REST API (/api, docs at /docs) and the web console on one port."""
     if ctx.invoked_subcommand is not None:
         return
+    limits.PORT.check(port, "--port")
+    limits.PORT.check(emulator_port, "--emulator-port")
     import uvicorn
 
     from polysync.api.app import create_app

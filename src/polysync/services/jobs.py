@@ -6,7 +6,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from polysync.domain import ids, parameters
+from polysync.domain import ids, limits, parameters
 from polysync.domain.models import (
     DataType,
     Direction,
@@ -50,6 +50,18 @@ async def import_jobs(
         raise InputError("give one or more template job ids, or --all (not both).")
     if name is not None and (import_all or len(external_ids) != 1):
         raise InputError("--name applies to a single imported template; drop it or import one id.")
+    if len(external_ids) > limits.IMPORT_IDS_MAX_COUNT:
+        raise InputError(
+            f"{len(external_ids)} template ids given: import at most "
+            f"{limits.IMPORT_IDS_MAX_COUNT} at a time, or use --all."
+        )
+    for external_id in external_ids:
+        if not ids.is_valid_batch_id(external_id):
+            raise InputError(
+                f"template job id {external_id[:80]!r} is not a Batch job id: Batch ids are "
+                f"1-{ids.BATCH_ID_MAX_LEN} letters, digits, '-' or '_' (see `polysync platform "
+                f"discover {platform.name}`)."
+            )
     chosen = list(dict.fromkeys(external_ids))
     if import_all:
         # Never offer Polysync's own per-run jobs as templates.
@@ -159,6 +171,7 @@ class ParamEdit:
 
 def set_parameter(svc: Services, job_name: str, edit: ParamEdit) -> tuple[Job, list[str]]:
     """Create or change one parameter; returns the job and notices for the user."""
+    _check_edit(edit)
     job = svc.store.get_job(job_name)
     parameters.validate_name(edit.name)
     old = job.parameter(edit.name)
@@ -211,6 +224,18 @@ def set_parameter(svc: Services, job_name: str, edit: ParamEdit) -> tuple[Job, l
     return svc.store.upsert_job(replace(job, parameters=tuple(params))), notices
 
 
+def _check_edit(edit: ParamEdit) -> None:
+    """The input limits of a parameter edit, before anything is read or written."""
+    limits.PARAM_NAME.check(edit.name)
+    for what, text in (("data type", edit.data_type), ("direction", edit.direction)):
+        if text is not None:
+            limits.CHOICE.check(text, what)
+    if edit.default is not None:
+        limits.PARAM_VALUE.check(edit.default, f"the default of parameter {edit.name}")
+    if edit.description is not None:
+        limits.DESCRIPTION.check(edit.description)
+
+
 def _check_default(param: Parameter, default: str) -> None:
     if param.data_type is DataType.SECRET:
         if parse_ref(default) is None:
@@ -259,6 +284,12 @@ def set_overrides(
     tags: Sequence[str] | None = None,
 ) -> Job:
     """Apply override changes (field → value) and unsets (CLI names) to a Job."""
+    for key, value in changes.items():
+        _check_override(key, value)
+    if description is not None:
+        limits.DESCRIPTION.check(description)
+    if tags is not None:
+        limits.check_tags(tags)
     job = svc.store.get_job(job_name)
     updates: dict[str, object] = dict(changes)
     for name in unset:
@@ -268,9 +299,6 @@ def set_overrides(
                 f"--unset {name!r} is not an override: use one of {', '.join(_OVERRIDE_FIELDS)}."
             )
         updates[field_name] = None
-    retries = updates.get("max_task_retries")
-    if isinstance(retries, int) and not -1 <= retries <= 100:
-        raise InputError("--max-task-retries must be between -1 (unlimited) and 100.")
     overrides: JobOverrides = replace(job.overrides, **updates)  # type: ignore[arg-type]  # keys come from _OVERRIDE_FIELDS
     new = replace(job, overrides=overrides)
     if description is not None:
@@ -278,3 +306,32 @@ def set_overrides(
     if tags is not None:
         new = replace(new, tags=tuple(dict.fromkeys(tags)))
     return svc.store.upsert_job(new)
+
+
+_OVERRIDE_LIMITS: dict[str, limits.Text | limits.Bound] = {
+    "command_line": limits.COMMAND_LINE,
+    "image": limits.IMAGE,
+    "container_run_options": limits.RUN_OPTIONS,
+    "max_wall_clock_s": limits.MAX_WALL_CLOCK_S,
+    "retention_s": limits.RETENTION_S,
+    "max_task_retries": limits.MAX_TASK_RETRIES,
+}
+
+
+def _check_override(field_name: str, value: object) -> None:
+    """One override's input limit (None drops the override, so it needs none)."""
+    bound = _OVERRIDE_LIMITS.get(field_name)
+    if bound is None:
+        raise InputError(
+            f"{field_name!r} is not an override: use one of {', '.join(_OVERRIDE_LIMITS)}."
+        )
+    if value is None:
+        return
+    if isinstance(bound, limits.Text):
+        if not isinstance(value, str):
+            raise InputError(f"the {bound.what} override must be text.")
+        bound.check(value)
+    elif isinstance(value, int | float):
+        bound.check(value)
+    else:
+        raise InputError(f"the {bound.what} override must be {bound.describe()}.")

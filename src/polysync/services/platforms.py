@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from polysync.domain import limits
 from polysync.domain.models import AuthMode, Platform, PlatformAuth, SecretRef
 from polysync.errors import InputError
 from polysync.jobtypes.base import ConnectivityReport, DiscoveredJob
 from polysync.services.context import Services
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{limits.NAME.max_len - 1}}}")
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -47,10 +48,12 @@ class PlatformInput:
 
 
 def validate_name(kind: str, name: str) -> str:
-    if not _NAME.match(name):
+    # fullmatch, not match with $: "$" also matches before a trailing newline.
+    if _NAME.fullmatch(name) is None:
+        shown = name if len(name) <= 80 else name[:80] + "…"
         raise InputError(
-            f"{kind} name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit."
+            f"{kind} name {shown!r} is not valid: use 1-{limits.NAME.max_len} letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit."
         )
     return name
 
@@ -104,6 +107,10 @@ def _ref(flag: str, env: str | None, file: str | None, *, required: bool) -> Sec
 
 def build_platform(data: PlatformInput) -> Platform:
     """Validate user input into a Platform; raises InputError with one clear sentence."""
+    for item in fields(data):
+        value = getattr(data, item.name)
+        if isinstance(value, str):
+            limits.PLATFORM_FIELD.check(value, item.name.replace("_", " "))
     validate_name("platform", data.name)
     url = normalise_account_url(data.account_url)
     if not _ACCOUNT.match(data.account_name):
@@ -214,7 +221,9 @@ async def test_platform(svc: Services, name: str) -> ConnectivityReport:
 def discover(
     svc: Services, name: str, *, id_prefix: str | None = None, page_size: int | None = None
 ) -> AsyncIterator[DiscoveredJob]:
+    if page_size is not None:
+        limits.BATCH_PAGE_SIZE.check(page_size)
+    if id_prefix is not None:
+        limits.BATCH_ID.check(id_prefix, "the job id prefix")
     platform = svc.store.get_platform(name)
-    if page_size is not None and not 1 <= page_size <= 1000:
-        raise InputError("--page-size must be between 1 and 1000 (Batch's maxresults range).")
     return svc.jobtype.discover(platform, id_prefix=id_prefix, page_size=page_size)

@@ -20,6 +20,7 @@ from polysync.api.routes.common import (
     problems,
     refused_is_conflict,
 )
+from polysync.domain import limits
 from polysync.domain.ids import job_id_prefix
 from polysync.domain.models import AuthMode
 from polysync.jobtypes.base import DiscoveredJob
@@ -30,7 +31,7 @@ from polysync.services.context import Services
 router = APIRouter(prefix="/api/platforms", tags=["platforms"])
 Svc = Annotated[Services, Depends(get_services)]
 
-Text = Annotated[str, Field(max_length=2000)]
+Text = Annotated[str, Field(max_length=limits.PLATFORM_FIELD.max_len)]
 
 
 class PlatformFields(BaseModel):
@@ -62,7 +63,9 @@ class PlatformFields(BaseModel):
 
 
 class PlatformCreate(PlatformFields):
-    name: Annotated[str, Field(min_length=1, max_length=200, examples=["prod-westeu"])]
+    name: Annotated[
+        str, Field(min_length=1, max_length=limits.NAME.max_len, examples=["prod-westeu"])
+    ]
 
 
 @router.post("", status_code=201, responses=problems(401, 403, 409, 422))
@@ -118,7 +121,10 @@ async def discover(
     offset: Offset = 0,
     prefix: Annotated[
         str | None,
-        Query(max_length=64, description="Only job ids starting with this (server-side)."),
+        Query(
+            max_length=limits.BATCH_ID.max_len,
+            description="Only job ids starting with this (server-side).",
+        ),
     ] = None,
     include_runs: Annotated[
         bool, Query(description="Also list the Batch jobs Polysync created for runs.")
