@@ -112,6 +112,26 @@ def test_import_of_a_template_id_batch_cannot_hold_is_a_422(api: Api) -> None:
     assert_problem(r, 422, "InvalidInput", "template job id 'a.b' is not a Batch job id")
 
 
+def test_importing_an_imported_template_under_another_name_is_a_409(
+    api: Api, batch: BatchClient
+) -> None:
+    tpl = setup_task(api, batch)
+    r = api.post(
+        "/api/jobs/import",
+        role="operator",
+        json={"platform": "local", "external_ids": [tpl], "name": "other"},
+    )
+    assert_problem(
+        r,
+        409,
+        "AlreadyExists",
+        f"template {tpl} of platform local is already imported as job {tpl!r}: refresh it "
+        f"with `polysync job sync {tpl}`",
+    )
+    assert [j["name"] for j in api.get("/api/jobs").json()] == [tpl]
+    assert api.get("/api/jobs/other").status_code == 404
+
+
 @pytest.mark.parametrize("file", [".", "./stdout.txt", "wd//stdout.txt", "wd/./x", "wd/"])
 def test_bad_task_file_paths_are_422_before_batch_is_asked(
     api: Api, batch: BatchClient, file: str

@@ -198,6 +198,22 @@ def test_run_logs_still_reads_good_paths(setup: Setup) -> None:
     assert result.stdout == "err\n"
 
 
+def test_importing_an_imported_template_under_a_new_name_is_refused(setup: Setup) -> None:
+    result = setup.cli("job", "import", "--platform", "local", JOB, "--name", "renamed")
+    assert_one_sentence(
+        result,
+        f"template {JOB} of platform local is already imported as job '{JOB}': refresh it "
+        f"with `polysync job sync {JOB}`, or remove it first (`polysync job remove {JOB}`) to "
+        "import it as 'renamed'.",
+    )
+    listed = setup.cli("job", "list", "-o", "json")
+    assert [j["name"] for j in listed.json()] == [JOB]
+    # The same name (any case) is still a refresh, as before.
+    again = setup.cli("job", "import", "--platform", "local", JOB, "--name", JOB.upper())
+    assert again.code == 0, again.stderr
+    assert "Updated job" in again.stdout
+
+
 @pytest.mark.parametrize(
     ("bound", "cli_args", "api_request"),
     [

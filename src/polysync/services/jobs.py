@@ -69,6 +69,9 @@ async def import_jobs(
         chosen = [
             d.id async for d in svc.jobtype.discover(platform) if not d.id.lower().startswith(own)
         ]
+    if name is not None:
+        validate_name("job", name)
+        _refuse_rename(svc, platform.name, chosen[0], name)
     # Read every template first, so a bad id leaves nothing half-imported.
     templates = [await svc.jobtype.import_template(platform, ext) for ext in chosen]
     outcomes: list[ImportOutcome] = []
@@ -97,6 +100,18 @@ async def import_jobs(
         )
         outcomes.append(ImportOutcome(svc.store.upsert_job(job), ImportAction.CREATED, template))
     return outcomes
+
+
+def _refuse_rename(svc: Services, platform: str, external_id: str, name: str) -> None:
+    """Importing an imported template under another name would silently keep the old
+    name (one Job per template): say so, and how to get what was meant."""
+    existing = svc.store.find_job(platform, external_id)
+    if existing is not None and existing.name.lower() != name.lower():
+        raise AlreadyExistsError(
+            f"template {external_id} of platform {platform} is already imported as job "
+            f"{existing.name!r}: refresh it with `polysync job sync {existing.name}`, or remove "
+            f"it first (`polysync job remove {existing.name}`) to import it as {name!r}."
+        )
 
 
 async def sync_job(svc: Services, job_name: str) -> ImportOutcome:
