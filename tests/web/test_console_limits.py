@@ -116,6 +116,8 @@ def test_job_overrides_form_refuses_and_saves_nothing(
 @pytest.mark.parametrize(
     ("form", "fragment"),
     [
+        ({"account_url": "https://user:pass@acct.westeurope.batch.azure.com"}, "user name or"),
+        ({"account_url": "https://acct.westeurope.batch.azure.com:99999"}, "invalid port"),
         ({"client_id": "c\x00"}, "client id contains a NUL character"),
     ],
 )

@@ -58,22 +58,57 @@ def validate_name(kind: str, name: str) -> str:
     return name
 
 
+_URL_SHAPE = (
+    "https://<account>.<region>.batch.azure.com (or http://127.0.0.1:PORT for the emulator)"
+)
+
+
 def normalise_account_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """The account URL as the SDK takes it: scheme, host and maybe a port, nothing else.
+
+    Anything more (credentials, a path, a query) would be sent to Batch or mangled by
+    the SDK's URL building, so it is refused rather than guessed at.
+    """
+    limits.PLATFORM_FIELD.check(url, "the account URL")
+    text = url.strip()  # surrounding blanks are a copy-paste accident, not a URL
+    shown = repr(text if len(text) <= 100 else text[:100] + "…")
+    if any(c.isspace() or not c.isprintable() for c in text):
         raise InputError(
-            f"account URL {url!r} is not valid: give it as "
-            "https://<account>.<region>.batch.azure.com "
-            "(or http://127.0.0.1:PORT for the emulator)."
+            f"account URL {shown} contains a space or control character: give it as {_URL_SHAPE}."
+        )
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"account URL {shown} is not valid: give it as {_URL_SHAPE}.")
+    if "@" in parts.netloc:
+        raise InputError(
+            f"account URL {shown} carries a user name or password: remove the 'user:pass@' "
+            f"part (credentials go in --auth and its options) and give it as {_URL_SHAPE}."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port == -1 or port == 0 or parts.netloc.endswith(":"):
+        raise InputError(
+            f"account URL {shown} has an invalid port: use a port from 1 to 65535, or none, "
+            f"as in {_URL_SHAPE}."
+        )
+    if parts.path not in ("", "/"):
+        raise InputError(
+            f"account URL {shown} has a path ({parts.path}): give only the account's address, "
+            f"as in {_URL_SHAPE}."
+        )
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise InputError(
+            f"account URL {shown} carries a query or fragment: remove the part from '?' or "
+            f"'#' on and give it as {_URL_SHAPE}."
         )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise InputError(
-            f"account URL {url!r} uses plain http to a non-local host: Azure Batch only "
+            f"account URL {shown} uses plain http to a non-local host: Azure Batch only "
             "speaks https, so use https://."
         )
-    if parts.query or parts.fragment:
-        raise InputError(f"account URL {url!r} must not carry a query or fragment.")
-    return url.strip().rstrip("/")
+    return text.rstrip("/")
 
 
 def _is_loopback(host: str) -> bool:
