@@ -8,12 +8,15 @@ Playwright drives ``/usr/bin/chromium`` (never a downloaded browser).
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -180,6 +183,30 @@ def session_cookie(console: Console, role: str = "admin") -> str:
         value = client.cookies.get(SESSION_COOKIE)
     assert value, "sign-in set no session cookie"
     return value
+
+
+class FormClient(httpx.Client):
+    """A browser-like client signed in to the console: every form it posts carries the
+    session's CSRF token, as the console's own forms do."""
+
+    csrf = ""
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:
+        if method.upper() == "POST" and kwargs.get("json") is None and not kwargs.get("content"):
+            kwargs["data"] = {**(kwargs.get("data") or {}), "csrf_token": self.csrf}
+        return super().request(method, url, **kwargs)
+
+
+@contextmanager
+def console_client(console: Console, role: str) -> Iterator[FormClient]:
+    """Signed in through the real form as ``role``, the CSRF token read from a page."""
+    with FormClient(base_url=console.url, follow_redirects=False, timeout=30) as client:
+        resp = client.post("/signin", data={"token": console.tokens[role], "next": "/runs"})
+        assert resp.status_code == 303, resp.text
+        found = re.search(r'<meta name="csrf-token" content="([^"]+)">', client.get("/runs").text)
+        assert found, "the page carries no csrf-token meta tag"
+        client.csrf = found.group(1)
+        yield client
 
 
 def signed_in(context: BrowserContext, console: Console, role: str = "admin") -> None:

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
 from azure.batch import BatchClient
 from playwright.sync_api import BrowserContext, Page, expect
 
-from polysync.api.sessions import SESSION_COOKIE
 from polysync.errors import NotFoundError
-from tests.web.conftest import Console, make_template, session_cookie, signed_in
+from tests.web.conftest import Console, console_client, make_template, signed_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,30 +32,9 @@ def job(console: Console, batch: BatchClient) -> str:
     return name
 
 
-class SignedIn(httpx.Client):
-    """A browser-like client with a console session; its form posts carry the session's
-    CSRF token, as the console's forms do."""
-
-    csrf = ""
-
-    def post(self, url: str, *, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:  # type: ignore[override]  # only form posts are made here
-        return super().post(url, data={**(data or {}), "csrf_token": self.csrf}, **kw)
-
-
-@contextmanager
-def browser_like(console: Console, role: str) -> Iterator[httpx.Client]:
-    with SignedIn(base_url=console.url, follow_redirects=False, timeout=30) as client:
-        client.cookies.set(SESSION_COOKIE, session_cookie(console, role))
-        page = client.get("/runs").text
-        found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
-        assert found, "the page carries no csrf-token meta tag"
-        client.csrf = found.group(1)
-        yield client
-
-
 @pytest.fixture
 def operator(console: Console) -> Iterator[httpx.Client]:
-    with browser_like(console, "operator") as client:
+    with console_client(console, "operator") as client:
         yield client
 
 
@@ -82,7 +58,7 @@ def test_operators_see_code_fields_read_only_admins_edit_them(
     assert 'name="default"' not in row.group(0)
     assert "adding or editing them needs the admin role" in page
 
-    with browser_like(console, "admin") as admin:
+    with console_client(console, "admin") as admin:
         page = admin.get(f"/jobs/{job}").text
     assert " disabled" not in _input(page, "o-cmd")
     assert "changing them needs the admin role" not in page

@@ -169,7 +169,7 @@ def test_retry_policy_from_the_task_form(form: dict[str, str], expected: RetryPo
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({"retries": "-1"}, "retries must be 0 or more"),
+        ({"retries": "-1"}, "retries -1 is out of range: give a whole number from 0 to 99"),
         ({"retries": "two"}, "is not a whole number"),
         ({"backoff": "Random"}, "use Fixed, Linear or Exponential"),
         ({"retry_delay": "soon"}, "initial retry delay"),

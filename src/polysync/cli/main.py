@@ -21,6 +21,7 @@ from polysync.cli.runtime import Session, session, set_global_overrides
 from polysync.cli.server import server_app, token_app
 from polysync.cli.vault import vault_app
 from polysync.cli.worker import worker_app
+from polysync.domain import limits
 from polysync.domain.durations import parse_duration_text
 from polysync.domain.models import AuthMode, BackoffStrategy, RetryPolicy, RunState, TaskRun
 from polysync.domain.secrets import Writer
@@ -281,7 +282,10 @@ def platform_discover(
         bool, typer.Option(help="Also list the Batch jobs Polysync created for runs.")
     ] = False,
     page_size: Annotated[
-        int | None, typer.Option(help="Jobs per GET /jobs page (maxresults, 1-1000).")
+        int | None,
+        typer.Option(
+            help=f"Jobs per GET /jobs page (maxresults, {limits.BATCH_PAGE_SIZE.span()})."
+        ),
     ] = None,
     output: OutputOpt = Output.TABLE,
 ) -> None:
@@ -515,6 +519,8 @@ def _retry_policy(
 ) -> RetryPolicy | None:
     if retries is None and backoff is None and initial is None and max_delay is None:
         return None
+    if retries is not None:
+        limits.RETRIES.check(retries, "--retries")
     try:
         strategy = BackoffStrategy(backoff.capitalize()) if backoff else BackoffStrategy.FIXED
     except ValueError:
@@ -769,9 +775,14 @@ def _print_final(s: Session, run: TaskRun, output: Output) -> None:
 
 
 def _parse_run_ref(s: Session, ref: str) -> int:
-    """A run is named by its number or by its RunId `{jobId}/{taskId}`."""
-    if ref.isdigit():
-        return int(ref)
+    """A run is named by its number or by its RunId `{jobId}/{taskId}`.
+
+    Checked before the store sees it: a number beyond the databases' integers was an
+    OverflowError, and str.isdigit() also accepts digits such as '²' that int() refuses.
+    """
+    limits.RUN_REF.check(ref, "the run reference")
+    if ref.isascii() and ref.strip().isdigit():
+        return limits.RUN_ID.parse(ref)
     job_id, sep, task_id = ref.partition("/")
     if sep and job_id and task_id:
         run = s.services.store.find_run_by_batch_ids(job_id, task_id)
@@ -788,14 +799,19 @@ def run_list(
     state: Annotated[
         str | None, typer.Option("--state", help="Queued, Starting, Running, Succeeded, ...")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    limit: Annotated[
+        int,
+        typer.Option(help=f"Runs to show, {limits.PAGE_SIZE.span()}."),
+    ] = 50,
+    offset: Annotated[int, typer.Option(help="Runs to skip (newest first).")] = 0,
     refresh: Annotated[
         bool, typer.Option(help="Poll Batch for runs that are not finished before listing.")
     ] = True,
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """List runs, newest first."""
+    limits.PAGE_SIZE.check(limit, "--limit")
+    limits.OFFSET.check(offset, "--offset")
     state_value = None
     if state is not None:
         matches = [st for st in RunState if st.value.lower() == state.lower()]
@@ -848,12 +864,14 @@ def run_wait(
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """Follow a run until it ends; exit 0 if it succeeded, 1 if it failed or was cancelled."""
+    timeout_s = _seconds(timeout, "--timeout")
+    if timeout_s is not None:
+        limits.WAIT_TIMEOUT_S.check(timeout_s, "--timeout")
     with session() as s:
         run_id = _parse_run_ref(s, run)
         current = s.services.store.get_run(run_id)
         if output is Output.TABLE:
             render.run_header(current)
-        timeout_s = _seconds(timeout, "--timeout")
         current = _watch(s, current, output, float(timeout_s) if timeout_s else None)
         if not current.state.is_terminal:
             if output is Output.JSON:
@@ -890,7 +908,9 @@ def run_logs(
     ] = None,
 ) -> None:
     """Print the task's stdout.txt (or stderr.txt, or another file)."""
-    path = file or ("stderr.txt" if stderr else "stdout.txt")
+    path = run_service.check_task_file(
+        file if file is not None else ("stderr.txt" if stderr else "stdout.txt")
+    )
     with session() as s:
         run_id = _parse_run_ref(s, run)
 
@@ -921,6 +941,7 @@ def demo(
     """The embedded default: a full tour on the local Azure Batch emulator."""
     from polysync.cli.demo import run_demo
 
+    limits.PORT.check(port, "--port")
     raise typer.Exit(run_demo(port=port))
 
 

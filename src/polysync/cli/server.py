@@ -14,6 +14,7 @@ import typer
 from polysync.api import tokens
 from polysync.cli import render
 from polysync.cli.runtime import Session, configure_logging, session, settings
+from polysync.domain import limits
 from polysync.domain.roles import Role
 from polysync.errors import InputError, NotFoundError
 from polysync.services import code_access
@@ -45,7 +46,7 @@ def server(
     host: Annotated[
         str, typer.Option(help="Address to listen on (loopback unless you mean otherwise).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 8080,
     no_worker: Annotated[
         bool,
         typer.Option("--no-worker", help="Do not run the worker here (run `polysync worker`)."),
@@ -61,9 +62,7 @@ def server(
     emulator_port: Annotated[
         int,
         typer.Option(
-            min=0,
-            max=65535,
-            help="--demo: loopback port of the emulator; 0 picks a free one. An emulator "
+            help="--demo: loopback port of the emulator (0-65535); 0 picks a free one. An emulator "
             "already listening there is used if it accepts the key in "
             "{home}/local-emulator.key; anything else there is an error.",
         ),
@@ -72,6 +71,8 @@ def server(
     """Serve the REST API (/api, docs at /docs) and the web console on one port."""
     if ctx.invoked_subcommand is not None:
         return
+    limits.PORT.check(port, "--port")
+    limits.PORT.check(emulator_port, "--emulator-port")
     import uvicorn
 
     from polysync.api.app import create_app

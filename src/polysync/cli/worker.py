@@ -14,6 +14,7 @@ from polysync.cli import render
 from polysync.cli.runtime import session
 from polysync.dispatcher.metrics import latest_snapshot, metrics_dir, serve_metrics
 from polysync.dispatcher.worker import Worker, WorkerOptions, default_worker_id
+from polysync.domain import limits
 from polysync.domain.models import RunState
 
 
@@ -35,15 +36,24 @@ def worker(
         str | None, typer.Option("--worker-id", help="Claim owner name (default: host-pid).")
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="Runs in flight at most.")
+        int,
+        typer.Option(
+            "--concurrency", help=f"Runs in flight at most ({limits.CONCURRENCY.span()})."
+        ),
     ] = 10_000,
     submit_rate: Annotated[
         float,
-        typer.Option("--submit-rate", min=0.001, help="Batch create calls per second per account."),
+        typer.Option(
+            "--submit-rate",
+            help=f"Batch create calls per second per account ({limits.SUBMIT_RATE.span()}).",
+        ),
     ] = 20.0,
     sweep_interval: Annotated[
         float,
-        typer.Option("--sweep-interval", min=0.05, help="Seconds between completion sweeps."),
+        typer.Option(
+            "--sweep-interval",
+            help=f"Seconds between completion sweeps ({limits.SWEEP_INTERVAL_S.span()}).",
+        ),
     ] = 1.0,
     node_sweep: Annotated[
         bool,
@@ -60,18 +70,27 @@ def worker(
         typer.Option("--exit-when-idle", help="Exit once no run is Queued, Starting or Running."),
     ] = False,
     metrics_port: Annotated[
-        int,
-        typer.Option(
-            "--metrics-port", min=0, max=65535, help="Serve /metrics on 127.0.0.1 (0 = off)."
-        ),
+        int, typer.Option("--metrics-port", help="Serve /metrics on 127.0.0.1 (0 = off).")
     ] = 0,
     lease: Annotated[
-        float, typer.Option("--lease", min=0.5, help="Claim lease in seconds (renewed at 1/3).")
+        float,
+        typer.Option(
+            "--lease",
+            help=f"Claim lease in seconds, renewed at 1/3 ({limits.LEASE_S.span()}).",
+        ),
     ] = 30.0,
 ) -> None:
     """Run the engine until SIGTERM/SIGINT (graceful: in-flight runs resume on restart)."""
     if ctx.invoked_subcommand is not None:
         return
+    for bound, value, flag in (
+        (limits.CONCURRENCY, concurrency, "--concurrency"),
+        (limits.SUBMIT_RATE, submit_rate, "--submit-rate"),
+        (limits.SWEEP_INTERVAL_S, sweep_interval, "--sweep-interval"),
+        (limits.PORT, metrics_port, "--metrics-port"),
+        (limits.LEASE_S, lease, "--lease"),
+    ):
+        bound.check(value, flag)
     with session() as s:
         wid = worker_id or default_worker_id()
         options = WorkerOptions(

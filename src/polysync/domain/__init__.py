@@ -9,6 +9,7 @@ Modules (import them by name, e.g. ``from polysync.domain import ids, parameters
 * ``ids``         Batch job/task ids and the metadata fingerprint (D5)
 * ``retry``       retry policy validation and delays
 * ``durations``   duration text ↔ seconds ↔ ISO 8601
+* ``limits``      the bounds on every input, shared by the CLI, the console and the API
 
 Nothing here does I/O except :func:`polysync.domain.secrets.resolve`.
 """

@@ -26,6 +26,10 @@ _ACCEPTED = "use seconds (90), units like 90s, 15m, 2h, 1d, 1h30m, or ISO 8601 l
 
 _UNIT_S = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
+# "P3650DT23H59M59S" is 16 characters: anything much longer is a typo or an attack, and
+# int() of thousands of digits is slow (and refused by Python itself past 4300).
+TEXT_MAX_LEN = 40
+
 _SHORT = re.compile(
     r"(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?"
 )
@@ -44,6 +48,11 @@ def parse_duration_text(text: str) -> int:
     cleaned = text.strip().lower()
     if not cleaned:
         raise InputError(f"the duration is empty: {_ACCEPTED}.")
+    if len(cleaned) > TEXT_MAX_LEN:
+        raise InputError(
+            f"duration {cleaned[:TEXT_MAX_LEN]}… is {len(cleaned)} characters long: keep it to "
+            f"{TEXT_MAX_LEN} or fewer; {_ACCEPTED}."
+        )
     if cleaned.isdigit():
         return int(cleaned)
     iso = _ISO.fullmatch(cleaned)

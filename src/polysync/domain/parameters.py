@@ -33,11 +33,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from polysync.domain import secrets
+from polysync.domain import limits, secrets
 from polysync.domain.models import DataType, Direction, Job, Parameter
 from polysync.errors import ParameterError
 
-NAME_MAX_LEN = 256
+NAME_MAX_LEN = limits.PARAM_NAME.max_len
 RESERVED_PREFIX_BATCH = "AZ_BATCH_"
 RESERVED_PREFIX_INTERNAL = "_"
 

@@ -13,12 +13,11 @@ in-place retries of the same task, NOTES.md §10.5).
 
 from __future__ import annotations
 
-import math
-
+from polysync.domain import limits
 from polysync.domain.models import BackoffStrategy, RetryPolicy
 from polysync.errors import InputError
 
-MAX_ATTEMPTS_LIMIT = 100
+MAX_ATTEMPTS_LIMIT = int(limits.MAX_ATTEMPTS.high)
 """More attempts than this is a loop, not a retry policy."""
 
 # 2.0 ** 1024 overflows a float; any exponent past ~60 is capped by max_delay_s anyway.
@@ -27,21 +26,12 @@ _MAX_EXPONENT = 1000
 
 def validate_policy(policy: RetryPolicy) -> None:
     """Raise :class:`InputError` naming the bad field and how to fix it."""
-    if not 1 <= policy.max_attempts <= MAX_ATTEMPTS_LIMIT:
-        raise InputError(
-            f"retry max attempts must be between 1 and {MAX_ATTEMPTS_LIMIT} (it counts the "
-            f"first try too), got {policy.max_attempts}; set --retries between 0 and "
-            f"{MAX_ATTEMPTS_LIMIT - 1}."
-        )
-    for label, flag, value in (
-        ("initial retry delay", "--retry-delay", policy.initial_delay_s),
-        ("max retry delay", "--retry-max-delay", policy.max_delay_s),
+    limits.MAX_ATTEMPTS.check(policy.max_attempts)
+    for label, value in (
+        ("initial retry delay", policy.initial_delay_s),
+        ("max retry delay", policy.max_delay_s),
     ):
-        if not math.isfinite(value) or value < 0:
-            raise InputError(
-                f"the {label} must be a finite number of seconds >= 0, got {value}; "
-                f"fix {flag} (e.g. 30s)."
-            )
+        limits.RETRY_DELAY_S.check(value, label)
     if policy.max_delay_s < policy.initial_delay_s:
         raise InputError(
             f"the max retry delay ({policy.max_delay_s:g}s) is below the initial retry delay "

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from polysync.domain import ids, parameters
+from polysync.domain import ids, limits, parameters
 from polysync.domain.models import (
     DataType,
     Direction,
@@ -57,6 +57,18 @@ async def import_jobs(
         raise InputError("give one or more template job ids, or --all (not both).")
     if name is not None and (import_all or len(external_ids) != 1):
         raise InputError("--name applies to a single imported template; drop it or import one id.")
+    if len(external_ids) > limits.IMPORT_IDS_MAX_COUNT:
+        raise InputError(
+            f"{len(external_ids)} template ids given: import at most "
+            f"{limits.IMPORT_IDS_MAX_COUNT} at a time, or use --all."
+        )
+    for external_id in external_ids:
+        if not ids.is_valid_batch_id(external_id):
+            raise InputError(
+                f"template job id {external_id[:80]!r} is not a Batch job id: Batch ids are "
+                f"1-{ids.BATCH_ID_MAX_LEN} letters, digits, '-' or '_' (see `polysync platform "
+                f"discover {platform.name}`)."
+            )
     chosen = list(dict.fromkeys(external_ids))
     if import_all:
         # Never offer Polysync's own per-run jobs as templates.
@@ -64,6 +76,9 @@ async def import_jobs(
         chosen = [
             d.id async for d in svc.jobtype.discover(platform) if not d.id.lower().startswith(own)
         ]
+    if name is not None:
+        validate_name("job", name)
+        _refuse_rename(svc, platform.name, chosen[0], name)
     # Read every template first, so a bad id leaves nothing half-imported.
     templates = [await svc.jobtype.import_template(platform, ext) for ext in chosen]
     outcomes: list[ImportOutcome] = []
@@ -92,6 +107,18 @@ async def import_jobs(
         )
         outcomes.append(ImportOutcome(svc.store.upsert_job(job), ImportAction.CREATED, template))
     return outcomes
+
+
+def _refuse_rename(svc: Services, platform: str, external_id: str, name: str) -> None:
+    """Importing an imported template under another name would silently keep the old
+    name (one Job per template): say so, and how to get what was meant."""
+    existing = svc.store.find_job(platform, external_id)
+    if existing is not None and existing.name.lower() != name.lower():
+        raise AlreadyExistsError(
+            f"template {external_id} of platform {platform} is already imported as job "
+            f"{existing.name!r}: refresh it with `polysync job sync {existing.name}`, or remove "
+            f"it first (`polysync job remove {existing.name}`) to import it as {name!r}."
+        )
 
 
 async def sync_job(svc: Services, job_name: str) -> ImportOutcome:
@@ -173,6 +200,7 @@ def set_parameter(
     each Task's pinned value and each unfinished run's override — and is refused, naming
     them, when one would not hold (decision 0010: a literal must never become a Secret).
     """
+    _check_edit(edit)
     job = svc.store.get_job(job_name)
     parameters.validate_name(edit.name)
     old = job.parameter(edit.name)
@@ -224,6 +252,18 @@ def set_parameter(
     if old is None:
         params.append(param)
     return svc.store.upsert_job(replace(job, parameters=tuple(params))), notices
+
+
+def _check_edit(edit: ParamEdit) -> None:
+    """The input limits of a parameter edit, before anything is read or written."""
+    limits.PARAM_NAME.check(edit.name)
+    for what, text in (("data type", edit.data_type), ("direction", edit.direction)):
+        if text is not None:
+            limits.CHOICE.check(text, what)
+    if edit.default is not None:
+        limits.PARAM_VALUE.check(edit.default, f"the default of parameter {edit.name}")
+    if edit.description is not None:
+        limits.DESCRIPTION.check(edit.description)
 
 
 def _secret_involved(old: Parameter | None, new: Parameter) -> bool:
@@ -342,6 +382,12 @@ def set_overrides(
     tags: Sequence[str] | None = None,
 ) -> Job:
     """Apply override changes (field → value) and unsets (CLI names) to a Job."""
+    for key, value in changes.items():
+        _check_override(key, value)
+    if description is not None:
+        limits.DESCRIPTION.check(description)
+    if tags is not None:
+        limits.check_tags(tags)
     job = svc.store.get_job(job_name)
     updates: dict[str, object] = dict(changes)
     for name in unset:
@@ -351,9 +397,6 @@ def set_overrides(
                 f"--unset {name!r} is not an override: use one of {', '.join(_OVERRIDE_FIELDS)}."
             )
         updates[field_name] = None
-    retries = updates.get("max_task_retries")
-    if isinstance(retries, int) and not -1 <= retries <= 100:
-        raise InputError("--max-task-retries must be between -1 (unlimited) and 100.")
     overrides: JobOverrides = replace(job.overrides, **updates)  # type: ignore[arg-type]  # keys come from _OVERRIDE_FIELDS
     new = replace(job, overrides=overrides)
     if description is not None:
@@ -361,3 +404,32 @@ def set_overrides(
     if tags is not None:
         new = replace(new, tags=tuple(dict.fromkeys(tags)))
     return svc.store.upsert_job(new)
+
+
+_OVERRIDE_LIMITS: dict[str, limits.Text | limits.Bound] = {
+    "command_line": limits.COMMAND_LINE,
+    "image": limits.IMAGE,
+    "container_run_options": limits.RUN_OPTIONS,
+    "max_wall_clock_s": limits.MAX_WALL_CLOCK_S,
+    "retention_s": limits.RETENTION_S,
+    "max_task_retries": limits.MAX_TASK_RETRIES,
+}
+
+
+def _check_override(field_name: str, value: object) -> None:
+    """One override's input limit (None drops the override, so it needs none)."""
+    bound = _OVERRIDE_LIMITS.get(field_name)
+    if bound is None:
+        raise InputError(
+            f"{field_name!r} is not an override: use one of {', '.join(_OVERRIDE_LIMITS)}."
+        )
+    if value is None:
+        return
+    if isinstance(bound, limits.Text):
+        if not isinstance(value, str):
+            raise InputError(f"the {bound.what} override must be text.")
+        bound.check(value)
+    elif isinstance(value, int | float):
+        bound.check(value)
+    else:
+        raise InputError(f"the {bound.what} override must be {bound.describe()}.")

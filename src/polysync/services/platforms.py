@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from polysync.domain import limits
 from polysync.domain.models import AuthMode, Platform, PlatformAuth, SecretRef
 from polysync.domain.secrets import VAULT_PREFIX, Slot, Writer, parse_ref, require_ref
 from polysync.errors import InputError
@@ -17,7 +18,7 @@ from polysync.jobtypes.base import ConnectivityReport, DiscoveredJob
 from polysync.services.context import Services
 from polysync.services.secrets import check_writable
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{limits.NAME.max_len - 1}}}")
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -63,30 +64,67 @@ class PlatformInput(AuthInput):
 
 
 def validate_name(kind: str, name: str) -> str:
-    if not _NAME.match(name):
+    # fullmatch, not match with $: "$" also matches before a trailing newline.
+    if _NAME.fullmatch(name) is None:
+        shown = name if len(name) <= 80 else name[:80] + "…"
         raise InputError(
-            f"{kind} name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit."
+            f"{kind} name {shown!r} is not valid: use 1-{limits.NAME.max_len} letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit."
         )
     return name
 
 
+_URL_SHAPE = (
+    "https://<account>.<region>.batch.azure.com (or http://127.0.0.1:PORT for the emulator)"
+)
+
+
 def normalise_account_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """The account URL as the SDK takes it: scheme, host and maybe a port, nothing else.
+
+    Anything more (credentials, a path, a query) would be sent to Batch or mangled by
+    the SDK's URL building, so it is refused rather than guessed at.
+    """
+    limits.PLATFORM_FIELD.check(url, "the account URL")
+    text = url.strip()  # surrounding blanks are a copy-paste accident, not a URL
+    shown = repr(text if len(text) <= 100 else text[:100] + "…")
+    if any(c.isspace() or not c.isprintable() for c in text):
         raise InputError(
-            f"account URL {url!r} is not valid: give it as "
-            "https://<account>.<region>.batch.azure.com "
-            "(or http://127.0.0.1:PORT for the emulator)."
+            f"account URL {shown} contains a space or control character: give it as {_URL_SHAPE}."
+        )
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"account URL {shown} is not valid: give it as {_URL_SHAPE}.")
+    if "@" in parts.netloc:
+        raise InputError(
+            f"account URL {shown} carries a user name or password: remove the 'user:pass@' "
+            f"part (credentials go in --auth and its options) and give it as {_URL_SHAPE}."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port == -1 or port == 0 or parts.netloc.endswith(":"):
+        raise InputError(
+            f"account URL {shown} has an invalid port: use a port from 1 to 65535, or none, "
+            f"as in {_URL_SHAPE}."
+        )
+    if parts.path not in ("", "/"):
+        raise InputError(
+            f"account URL {shown} has a path ({parts.path}): give only the account's address, "
+            f"as in {_URL_SHAPE}."
+        )
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise InputError(
+            f"account URL {shown} carries a query or fragment: remove the part from '?' or "
+            f"'#' on and give it as {_URL_SHAPE}."
         )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise InputError(
-            f"account URL {url!r} uses plain http to a non-local host: Azure Batch only "
+            f"account URL {shown} uses plain http to a non-local host: Azure Batch only "
             "speaks https, so use https://."
         )
-    if parts.query or parts.fragment:
-        raise InputError(f"account URL {url!r} must not carry a query or fragment.")
-    return url.strip().rstrip("/")
+    return text.rstrip("/")
 
 
 def _is_loopback(host: str) -> bool:
@@ -218,6 +256,10 @@ def check_credentials(
 
 def build_platform(data: PlatformInput) -> Platform:
     """Validate user input into a Platform; raises InputError with one clear sentence."""
+    for item in fields(data):
+        value = getattr(data, item.name)
+        if isinstance(value, str):
+            limits.PLATFORM_FIELD.check(value, item.name.replace("_", " "))
     validate_name("platform", data.name)
     url = normalise_account_url(data.account_url)
     if not _ACCOUNT.match(data.account_name):
@@ -283,7 +325,9 @@ async def test_platform(svc: Services, name: str) -> ConnectivityReport:
 def discover(
     svc: Services, name: str, *, id_prefix: str | None = None, page_size: int | None = None
 ) -> AsyncIterator[DiscoveredJob]:
+    if page_size is not None:
+        limits.BATCH_PAGE_SIZE.check(page_size)
+    if id_prefix is not None:
+        limits.BATCH_ID.check(id_prefix, "the job id prefix")
     platform = svc.store.get_platform(name)
-    if page_size is not None and not 1 <= page_size <= 1000:
-        raise InputError("--page-size must be between 1 and 1000 (Batch's maxresults range).")
     return svc.jobtype.discover(platform, id_prefix=id_prefix, page_size=page_size)

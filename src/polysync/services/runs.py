@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from polysync.dispatcher import tracking
-from polysync.domain import ids, parameters, secrets, states
+from polysync.domain import ids, limits, parameters, secrets, states
 from polysync.domain.durations import format_duration_s
 from polysync.domain.models import Failure, Job, RunState, Task, TaskRun, Trigger
 from polysync.domain.secrets import Writer
@@ -64,10 +64,11 @@ def start_run(
     ``writer`` is who gives the overrides: a Secret parameter's override must be a
     reference they may write (decision 0010).
     """
+    overrides = dict(param_overrides or {})
+    limits.check_params(overrides)
     task = svc.store.get_task(task_name)
     job = svc.store.get_job(task.job)
     platform = svc.store.get_platform(job.platform)
-    overrides = dict(param_overrides or {})
     check_values(svc, job, overrides, writer=writer)
     # Names, precedence and missing values are checked now; secrets are read at submit.
     parameters.effective_values(job, task.params, overrides)
@@ -572,6 +573,14 @@ async def _sleep(sleep: Callable[[float], object], seconds: float) -> None:
         await result
 
 
+def check_task_file(path: str) -> str:
+    """The one check of a task file path, for every edge that reads one (API, CLI).
+
+    Refused paths raise :class:`InputError` (API 422, CLI exit 2) before Batch is asked.
+    """
+    return limits.check_task_file(path)
+
+
 async def follow_file(
     svc: Services,
     run_id: int,
@@ -586,6 +595,7 @@ async def follow_file(
     Every secret this process knows (and the run's own) is masked first (decision 0010
     §6), a secret split across two reads included.
     """
+    check_task_file(path)
     run = svc.store.get_run(run_id)
     if run.batch_job_id is None:
         raise InputError(

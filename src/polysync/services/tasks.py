@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from polysync.domain import parameters, retry
+from polysync.domain import limits, parameters, retry
 from polysync.domain.models import DataType, Job, RetryPolicy, Task
 from polysync.domain.secrets import Slot, Writer, looks_like_ref, require_ref, unescape_literal
 from polysync.errors import InputError, ParameterError
@@ -77,11 +77,11 @@ def create_task(
     writer: Writer,
 ) -> Task:
     validate_name("task", name)
+    _check_settings(params, execution_timeout_s, priority, description)
     job = svc.store.get_job(job_name)
     check_values(svc, job, params, writer=writer)
     policy = retry_policy or RetryPolicy()
     retry.validate_policy(policy)
-    _check_timeout(execution_timeout_s)
     task = Task(
         name=name,
         job=job.name,
@@ -107,6 +107,12 @@ def update_task(
     description: str | None = None,
     writer: Writer,
 ) -> Task:
+    _check_settings(set_params or {}, execution_timeout_s, priority, description)
+    if len(unset_params) > limits.PARAMS_MAX_COUNT:
+        raise InputError(
+            f"{len(unset_params)} parameters to unset: keep it to {limits.PARAMS_MAX_COUNT} "
+            "or fewer per request."
+        )
     task = svc.store.get_task(name)
     job = svc.store.get_job(task.job)
     params = dict(task.params)
@@ -121,7 +127,6 @@ def update_task(
     if clear_timeout:
         new = replace(new, execution_timeout_s=None)
     elif execution_timeout_s is not None:
-        _check_timeout(execution_timeout_s)
         new = replace(new, execution_timeout_s=execution_timeout_s)
     if retry_policy is not None:
         retry.validate_policy(retry_policy)
@@ -133,6 +138,17 @@ def update_task(
     return svc.store.update_task(new)
 
 
-def _check_timeout(seconds: int | None) -> None:
-    if seconds is not None and seconds <= 0:
-        raise InputError("--timeout must be a positive duration such as 30m or 2h.")
+def _check_settings(
+    params: Mapping[str, str],
+    execution_timeout_s: int | None,
+    priority: int | None,
+    description: str | None,
+) -> None:
+    """The input limits of a Task's fields, checked before anything is read or written."""
+    limits.check_params(params)
+    if execution_timeout_s is not None:
+        limits.EXECUTION_TIMEOUT_S.check(execution_timeout_s)
+    if priority is not None:
+        limits.PRIORITY.check(priority)
+    if description is not None:
+        limits.DESCRIPTION.check(description)

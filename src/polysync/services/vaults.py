@@ -7,9 +7,10 @@ Its credential follows the same modes and secret-input rules as a platform's.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
+from polysync.domain import limits
 from polysync.domain.models import VAULT_PROVIDER_AZURE, AuthMode, SecretVault
 from polysync.domain.secrets import Writer
 from polysync.errors import InputError
@@ -72,6 +73,13 @@ def _patterns(values: tuple[str, ...]) -> tuple[str, ...]:
 
 def build_vault(data: VaultInput) -> SecretVault:
     """Validate user input into a SecretVault; raises InputError with one clear sentence."""
+    # The same text limits as a platform's fields (length, no NUL), from one place.
+    for item in fields(data):
+        value = getattr(data, item.name)
+        if isinstance(value, str):
+            limits.PLATFORM_FIELD.check(value, item.name.replace("_", " "))
+    if len(data.task_secrets) > 100:
+        raise InputError("give at most 100 task secret patterns; use globs such as etl-*.")
     validate_name("vault", data.name)
     if data.auth is AuthMode.SHARED_KEY:
         raise InputError(

@@ -42,7 +42,7 @@ from polysync.api.sessions import (
     set_session_cookie,
 )
 from polysync.api.tokens import Role, authenticate
-from polysync.domain import ids
+from polysync.domain import ids, limits
 from polysync.domain.code_bearing import is_code_bearing_name
 from polysync.domain.durations import format_duration_s, parse_duration_text
 from polysync.domain.models import (
@@ -93,6 +93,8 @@ _env = jinja2.Environment(
 )
 _env.filters["ts"] = _ts
 _env.filters["duration"] = _duration
+# The forms' min/max hints come from the bounds the handlers enforce (domain/limits.py).
+_env.globals["limits"] = limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,14 +309,21 @@ def _safe_next(target: str) -> str:
     return target
 
 
-def _int(value: str, label: str, *, default: int | None = None) -> int | None:
-    text = value.strip()
-    if not text:
+def _int(value: str, bound: limits.Bound, *, default: int | None = None) -> int | None:
+    """A whole-number form field within ``bound`` (the API's and the CLI's range too)."""
+    if not value.strip():
         return default
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"{label} {text!r} is not a whole number.") from None
+    return bound.parse(value)
+
+
+# Paths and queries are parsed here, not by FastAPI's ``int``: its refusal is a JSON body
+# (not a page), and a number past the databases' 64-bit integers reached the store.
+def _run_id(text: str) -> int:
+    return limits.RUN_ID.parse(text)
+
+
+def _offset(text: str) -> int:
+    return limits.OFFSET.parse(text) if text.strip() else 0
 
 
 def _seconds(value: str, label: str) -> int | None:
@@ -488,10 +497,12 @@ async def platform_add(request: Request) -> Response:
 
 
 @router.get("/platforms/{name}/discover", response_class=HTMLResponse)
-async def discover_page(request: Request, name: str, prefix: str = "", offset: int = 0) -> Response:
+async def discover_page(
+    request: Request, name: str, prefix: str = "", offset: str = ""
+) -> Response:
     viewer = _need(request)
     svc = _services(request)
-    offset = max(offset, 0)
+    skip = _offset(offset)
     platform = svc.store.get_platform(name)
     own = ids.job_id_prefix(svc.store.installation_id()).lower()
     found = []
@@ -501,7 +512,7 @@ async def discover_page(request: Request, name: str, prefix: str = "", offset: i
         if d.id.lower().startswith(own):
             continue  # never offer Polysync's own per-run jobs as templates
         seen += 1
-        if seen > offset:
+        if seen > skip:
             found.append(d)
         if len(found) > DISCOVER_PAGE_SIZE:
             break
@@ -513,7 +524,7 @@ async def discover_page(request: Request, name: str, prefix: str = "", offset: i
         title=f"Discover on {platform.name}",
         platform=platform.name,
         prefix=prefix,
-        offset=offset,
+        offset=skip,
         limit=DISCOVER_PAGE_SIZE,
         items=found[:DISCOVER_PAGE_SIZE],
         has_more=len(found) > DISCOVER_PAGE_SIZE,
@@ -663,7 +674,7 @@ def override_changes(job: Job, form: Mapping[str, str]) -> tuple[dict[str, objec
             changes[field_name] = seconds
         elif getattr(current, field_name) is not None:
             unset.append(cli_name)
-    retries = _int(form.get("max_task_retries", ""), "max task retries")
+    retries = _int(form.get("max_task_retries", ""), limits.MAX_TASK_RETRIES)
     if retries is not None:
         changes["max_task_retries"] = retries
     elif current.max_task_retries is not None:
@@ -767,9 +778,7 @@ def _form_values(form: Mapping[str, str]) -> dict[str, Any]:
 
 def retry_policy_from(form: Mapping[str, str]) -> RetryPolicy:
     """Retries / backoff / delays of the task form → a RetryPolicy (as `--retries` etc.)."""
-    retries = _int(form.get("retries", ""), "retries", default=0) or 0
-    if retries < 0:
-        raise InputError("retries must be 0 or more.")
+    retries = _int(form.get("retries", ""), limits.RETRIES, default=0) or 0
     try:
         backoff = BackoffStrategy(form.get("backoff", "") or BackoffStrategy.FIXED.value)
     except ValueError:
@@ -844,7 +853,7 @@ async def task_create(request: Request) -> Response:
             params,
             execution_timeout_s=_seconds(form.get("timeout", ""), "execution timeout"),
             retry_policy=retry_policy_from(form),
-            priority=_int(form.get("priority", ""), "priority", default=0) or 0,
+            priority=_int(form.get("priority", ""), limits.PRIORITY, default=0) or 0,
             description=form.get("description", ""),
             writer=Writer.for_role(viewer.role),
         )
@@ -876,8 +885,8 @@ async def task_update(request: Request, name: str) -> Response:
     set_params = {k: v for k, v in values["params"].items() if v != "" and task.params.get(k) != v}
     unset = [k for k, v in values["params"].items() if v == "" and k in task.params]
     code_access.check_task_params(svc, viewer.role, name, set_params, unset)
-    timeout = _seconds(form.get("timeout", ""), "execution timeout")
     try:
+        timeout = _seconds(form.get("timeout", ""), "execution timeout")
         task_service.update_task(
             svc,
             name,
@@ -886,7 +895,7 @@ async def task_update(request: Request, name: str) -> Response:
             execution_timeout_s=timeout,
             clear_timeout=timeout is None,
             retry_policy=retry_policy_from(form),
-            priority=_int(form.get("priority", ""), "priority", default=0),
+            priority=_int(form.get("priority", ""), limits.PRIORITY, default=0),
             description=form.get("description", ""),
             writer=Writer.for_role(viewer.role),
         )
@@ -921,13 +930,15 @@ def _run_state(value: str) -> RunState | None:
 
 
 @router.get("/runs", response_class=HTMLResponse)
-async def runs_page(request: Request, task: str = "", state: str = "", offset: int = 0) -> Response:
+async def runs_page(
+    request: Request, task: str = "", state: str = "", offset: str = ""
+) -> Response:
     viewer = _need(request)
     svc = _services(request)
     wanted = _run_state(state)
-    offset = max(offset, 0)
+    skip = _offset(offset)
     runs = svc.store.list_runs(
-        task=task or None, state=wanted, limit=PAGE_SIZE, offset=offset, with_history=False
+        task=task or None, state=wanted, limit=PAGE_SIZE, offset=skip, with_history=False
     )
     total = svc.store.count_runs(task=task or None, state=wanted)
 
@@ -943,27 +954,28 @@ async def runs_page(request: Request, task: str = "", state: str = "", offset: i
         title="Runs",
         runs=runs,
         total=total,
-        offset=offset,
+        offset=skip,
         limit=PAGE_SIZE,
         page_url=page_url,
         task_names=sorted(t.name for t in svc.store.list_tasks()),
         states=[s.value for s in RunState],
         filter_task=task,
         filter_state=state,
-        insert=offset == 0,
+        insert=skip == 0,
     )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-async def run_page(request: Request, run_id: int) -> Response:
+async def run_page(request: Request, run_id: str) -> Response:
     viewer = _need(request)
-    run = _services(request).store.get_run(run_id)
+    run = _services(request).store.get_run(_run_id(run_id))
     return _render(request, "run.html", viewer, title=f"Run {run.id}", run=run)
 
 
 @router.post("/runs/{run_id}/cancel", response_class=HTMLResponse)
-async def run_cancel(request: Request, run_id: int) -> Response:
+async def run_cancel(request: Request, run_id: str) -> Response:
     # The page's script cancels through the API; this is the same without JavaScript.
     _need(request, Role.OPERATOR)
-    result = await run_service.cancel_run(_services(request), run_id)
-    return _redirect(f"/runs/{run_id}", result.message)
+    number = _run_id(run_id)
+    result = await run_service.cancel_run(_services(request), number)
+    return _redirect(f"/runs/{number}", result.message)

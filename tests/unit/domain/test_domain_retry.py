@@ -103,10 +103,11 @@ def test_valid_policies(pol: RetryPolicy) -> None:
 @pytest.mark.parametrize(
     ("pol", "fragments"),
     [
-        (policy(attempts=0), ["max attempts", "got 0", "--retries"]),
-        (policy(attempts=101), ["max attempts", "got 101", "between 0 and 99"]),
-        (policy(initial=-1.0), ["initial retry delay", "-1", "--retry-delay"]),
-        (policy(cap=-1.0, initial=0.0), ["max retry delay", "--retry-max-delay"]),
+        (policy(attempts=0), ["max attempts 0", "from 1 to 100"]),
+        (policy(attempts=101), ["max attempts 101", "from 1 to 100"]),
+        (policy(initial=-1.0), ["initial retry delay -1", "from 0s to 3650d"]),
+        (policy(cap=-1.0, initial=0.0), ["max retry delay -1", "from 0s to 3650d"]),
+        (policy(cap=3650 * 86400 + 1.0), ["max retry delay 3650d1s", "out of range"]),
         (policy(initial=math.nan), ["initial retry delay", "finite"]),
         (policy(cap=math.inf), ["max retry delay", "finite"]),
         (policy(initial=30.0, cap=10.0), ["10s", "30s", "--retry-max-delay", "--retry-delay"]),

@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Query
 
 from polysync.api.auth import Principal, Role, require
 from polysync.api.problems import Conflict
+from polysync.domain import limits
 from polysync.errors import AlreadyExistsError, InputError, NotFoundError, ParameterError
 
 T = TypeVar("T")
@@ -18,14 +19,21 @@ Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
-# Bounds keep every number inside what the databases store (64-bit integers).
-MAX_INT = 2**53
-Name = Annotated[str, Path(min_length=1, max_length=200)]
+
+def within(bound: limits.Bound) -> dict[str, Any]:
+    """``ge``/``le`` of a pydantic field or parameter, from the one copy of the bound
+    (domain/limits.py) that the services, the CLI and the console enforce too."""
+    return {"ge": bound.low, "le": bound.high}
+
+
+Name = Annotated[str, Path(min_length=1, max_length=limits.NAME.max_len)]
+ParamNamePath = Annotated[str, Path(min_length=1, max_length=limits.PARAM_NAME.max_len)]
+NameFilter = Annotated[str | None, Query(max_length=limits.NAME.max_len)]
 Force = Annotated[
     bool, Query(description="Also delete what depends on it (jobs, tasks, run records).")
 ]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="Items to skip.")]
+Limit = Annotated[int, Query(**within(limits.PAGE_SIZE), description="Page size.")]
+Offset = Annotated[int, Query(**within(limits.OFFSET), description="Items to skip.")]
 
 
 def sees_references(who: Principal) -> bool:

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from polysync.api.deps import get_services
 from polysync.api.routes.common import (
     Force,
     Name,
+    NameFilter,
     Operator,
+    ParamNamePath,
     Viewer,
     problems,
     refused_is_conflict,
     sees_references,
+    within,
 )
+from polysync.domain import limits
 from polysync.domain.secrets import Writer
 from polysync.errors import InputError
 from polysync.services import code_access, views
@@ -30,17 +34,21 @@ from polysync.services.context import Services
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 Svc = Annotated[Services, Depends(get_services)]
 
-BatchId = Annotated[str, Field(min_length=1, max_length=64)]
-Seconds = Annotated[int, Field(ge=1, le=10 * 365 * 86400)]
+BatchId = Annotated[str, Field(min_length=1, max_length=limits.BATCH_ID.max_len)]
+JobName = Annotated[str, Field(min_length=1, max_length=limits.NAME.max_len)]
+
+
+def _text(limit: limits.Text) -> Any:
+    return Field(min_length=1, max_length=limit.max_len)
 
 
 class ImportBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    platform: Annotated[str, Field(min_length=1, max_length=200)]
-    external_ids: Annotated[list[BatchId], Field(max_length=1000)] = []
+    platform: JobName
+    external_ids: Annotated[list[BatchId], Field(max_length=limits.IMPORT_IDS_MAX_COUNT)] = []
     all: bool = Field(default=False, description="Import every template the account lists.")
-    name: Annotated[str | None, Field(max_length=200)] = Field(
+    name: JobName | None = Field(
         default=None, description="Job name for a single import (default: the template id)."
     )
 
@@ -58,11 +66,7 @@ async def import_jobs(body: ImportBody, svc: Svc, _: Operator) -> list[dict[str,
 
 
 @router.get("", responses=problems(401, 404))
-def list_jobs(
-    svc: Svc,
-    who: Viewer,
-    platform: Annotated[str | None, Query(max_length=200)] = None,
-) -> list[dict[str, Any]]:
+def list_jobs(svc: Svc, who: Viewer, platform: NameFilter = None) -> list[dict[str, Any]]:
     """Jobs; a viewer sees Secret parameters' defaults as ``***`` (decision 0010)."""
     if platform is not None:
         svc.store.get_platform(platform)  # an unknown platform is a 404, not an empty list
@@ -80,16 +84,17 @@ class JobPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    command_line: Annotated[str | None, Field(min_length=1, max_length=8000)] = None
-    image: Annotated[str | None, Field(min_length=1, max_length=1000)] = None
-    container_run_options: Annotated[str | None, Field(min_length=1, max_length=4000)] = None
-    max_wall_clock_s: Seconds | None = None
-    retention_s: Seconds | None = None
-    max_task_retries: Annotated[int | None, Field(ge=-1, le=100)] = None
-    description: Annotated[str | None, Field(max_length=4000)] = None
-    tags: Annotated[list[Annotated[str, Field(max_length=200)]] | None, Field(max_length=100)] = (
-        None
-    )
+    command_line: Annotated[str | None, _text(limits.COMMAND_LINE)] = None
+    image: Annotated[str | None, _text(limits.IMAGE)] = None
+    container_run_options: Annotated[str | None, _text(limits.RUN_OPTIONS)] = None
+    max_wall_clock_s: Annotated[int | None, Field(**within(limits.MAX_WALL_CLOCK_S))] = None
+    retention_s: Annotated[int | None, Field(**within(limits.RETENTION_S))] = None
+    max_task_retries: Annotated[int | None, Field(**within(limits.MAX_TASK_RETRIES))] = None
+    description: Annotated[str | None, Field(max_length=limits.DESCRIPTION.max_len)] = None
+    tags: Annotated[
+        list[Annotated[str, Field(max_length=limits.TAG.max_len)]] | None,
+        Field(max_length=limits.TAGS_MAX_COUNT),
+    ] = None
 
 
 _OVERRIDES = (
@@ -128,23 +133,23 @@ class ParameterBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Annotated[str | None, Field(max_length=32, examples=["Int"])] = Field(
+    type: Annotated[str | None, Field(max_length=limits.CHOICE.max_len, examples=["Int"])] = Field(
         default=None, description="String, Int, Float, Bool, JSON or Secret."
     )
-    direction: Annotated[str | None, Field(max_length=32, examples=["Input"])] = Field(
-        default=None, description="Input, Output or Input&Output."
-    )
-    default: Annotated[str | None, Field(max_length=100_000)] = Field(
+    direction: Annotated[
+        str | None, Field(max_length=limits.CHOICE.max_len, examples=["Input"])
+    ] = Field(default=None, description="Input, Output or Input&Output.")
+    default: Annotated[str | None, Field(max_length=limits.PARAM_VALUE.max_len)] = Field(
         default=None,
         description="Default value (Secret: a vault://VAULT/SECRET reference only).",
     )
     clear_default: bool = False
-    description: Annotated[str | None, Field(max_length=4000)] = None
+    description: Annotated[str | None, Field(max_length=limits.DESCRIPTION.max_len)] = None
 
 
 @router.put("/{name}/parameters/{param}", responses=problems(401, 403, 404, 422))
 def set_parameter(
-    name: Name, param: Name, body: ParameterBody, svc: Svc, who: Operator
+    name: Name, param: ParamNamePath, body: ParameterBody, svc: Svc, who: Operator
 ) -> dict[str, Any]:
     """Add or change one parameter of the Job's schema; ``notices`` says what it implies.
     A name that loads code (``LD_PRELOAD``, ``PATH``, ``PYTHONPATH``, …) needs the admin
@@ -163,7 +168,7 @@ def set_parameter(
 
 
 @router.delete("/{name}/parameters/{param}", responses=problems(401, 403, 404, 409))
-def remove_parameter(name: Name, param: Name, svc: Svc, who: Operator) -> dict[str, Any]:
+def remove_parameter(name: Name, param: ParamNamePath, svc: Svc, who: Operator) -> dict[str, Any]:
     """Remove a parameter; refused (409) while a task sets it, and (403) for a name that
     loads code unless the role may change code."""
     code_access.check_schema_edit(svc, who.role, name, param)

@@ -21,6 +21,7 @@ from polysync.api.routes.common import (
     refused_is_conflict,
     sees_credentials,
 )
+from polysync.domain import limits
 from polysync.domain.ids import job_id_prefix
 from polysync.domain.models import AuthMode
 from polysync.domain.secrets import Writer
@@ -32,7 +33,7 @@ from polysync.services.context import Services
 router = APIRouter(prefix="/api/platforms", tags=["platforms"])
 Svc = Annotated[Services, Depends(get_services)]
 
-Text = Annotated[str, Field(max_length=2000)]
+Text = Annotated[str, Field(max_length=limits.PLATFORM_FIELD.max_len)]
 
 
 class PlatformFields(BaseModel):
@@ -70,7 +71,9 @@ class PlatformFields(BaseModel):
 
 
 class PlatformCreate(PlatformFields):
-    name: Annotated[str, Field(min_length=1, max_length=200, examples=["prod-westeu"])]
+    name: Annotated[
+        str, Field(min_length=1, max_length=limits.NAME.max_len, examples=["prod-westeu"])
+    ]
 
 
 @router.post("", status_code=201, responses=problems(401, 403, 409, 422))
@@ -134,7 +137,10 @@ async def discover(
     offset: Offset = 0,
     prefix: Annotated[
         str | None,
-        Query(max_length=64, description="Only job ids starting with this (server-side)."),
+        Query(
+            max_length=limits.BATCH_ID.max_len,
+            description="Only job ids starting with this (server-side).",
+        ),
     ] = None,
     include_runs: Annotated[
         bool, Query(description="Also list the Batch jobs Polysync created for runs.")

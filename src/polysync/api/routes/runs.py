@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -10,14 +9,15 @@ from starlette.concurrency import run_in_threadpool
 
 from polysync.api.deps import get_services
 from polysync.api.routes.common import (
-    MAX_INT,
     Limit,
     Offset,
     Operator,
     Viewer,
     problems,
     refused_is_conflict,
+    within,
 )
+from polysync.domain import limits
 from polysync.domain.models import RunState
 from polysync.errors import InputError
 from polysync.services import runs as run_service
@@ -27,11 +27,7 @@ from polysync.store.base import RunAttempt
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 Svc = Annotated[Services, Depends(get_services)]
-RunId = Annotated[int, Path(ge=1, le=MAX_INT, description="The run number.")]
-
-# A task file: relative, no '..' (Batch serves only the task directory anyway).
-_FILE = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.\-/]{1,512}$")
-MAX_CHUNK = 1024 * 1024
+RunId = Annotated[int, Path(**within(limits.RUN_ID), description="The run number.")]
 
 
 def _state(value: str | None) -> RunState | None:
@@ -51,9 +47,12 @@ def _state(value: str | None) -> RunState | None:
 def list_runs(
     svc: Svc,
     _: Viewer,
-    task: Annotated[str | None, Query(max_length=200, description="Only this task's runs.")] = None,
+    task: Annotated[
+        str | None, Query(max_length=limits.NAME.max_len, description="Only this task's runs.")
+    ] = None,
     state: Annotated[
-        str | None, Query(max_length=32, description="Queued, Starting, Running, Succeeded, …")
+        str | None,
+        Query(max_length=limits.CHOICE.max_len, description="Queued, Starting, Running, …"),
     ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -103,18 +102,17 @@ async def read_logs(
     svc: Svc,
     _: Viewer,
     file: Annotated[
-        str, Query(max_length=512, description="A file of the task directory.")
+        str,
+        Query(max_length=limits.TASK_FILE.max_len, description="A file of the task directory."),
     ] = "stdout.txt",
-    offset: Annotated[int, Query(ge=0, le=MAX_INT, description="Byte offset to read from.")] = 0,
-    max_bytes: Annotated[int, Query(ge=1, le=MAX_CHUNK)] = 64 * 1024,
+    offset: Annotated[
+        int, Query(**within(limits.OFFSET), description="Byte offset to read from.")
+    ] = 0,
+    max_bytes: Annotated[int, Query(**within(limits.LOG_CHUNK_BYTES))] = 64 * 1024,
 ) -> dict[str, Any]:
     """Tail a task file: bytes from ``offset``; call again with ``next_offset`` until
     ``eof`` (the run has ended and everything was read)."""
-    if not _FILE.match(file):
-        raise InputError(
-            f"file {file!r} is not a task file path: give a relative path such as stdout.txt, "
-            "stderr.txt or wd/result.json (no '..')."
-        )
+    run_service.check_task_file(file)
     run = await run_in_threadpool(svc.store.get_run, run_id)
     if run.batch_job_id is None:
         # Not in Batch yet (or failed before): nothing to read, maybe later.

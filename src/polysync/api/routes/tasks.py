@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from polysync.api.deps import follow_run, get_services
 from polysync.api.routes.common import (
     Force,
     Name,
+    NameFilter,
     Operator,
     Viewer,
     problems,
     refused_is_conflict,
     sees_references,
+    within,
 )
+from polysync.domain import limits
 from polysync.domain.models import BackoffStrategy, RetryPolicy
 from polysync.domain.secrets import Writer
 from polysync.services import code_access, views
@@ -27,27 +30,29 @@ from polysync.services.context import Services
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 Svc = Annotated[Services, Depends(get_services)]
 
-ParamName = Annotated[str, Field(min_length=1, max_length=200)]
-ParamValue = Annotated[str, Field(max_length=100_000)]
+ParamName = Annotated[str, Field(min_length=1, max_length=limits.PARAM_NAME.max_len)]
+ParamValue = Annotated[str, Field(max_length=limits.PARAM_VALUE.max_len)]
 Params = Annotated[
     dict[ParamName, ParamValue],
     Field(
-        max_length=500,
+        max_length=limits.PARAMS_MAX_COUNT,
         description="NAME → value. A Secret parameter takes a reference "
         "vault://VAULT/SECRET to a declared Secret Vault (env:/file: are refused from the API); "
         "any other value is a literal.",
     ),
 ]
-Timeout = Annotated[int, Field(ge=1, le=10 * 365 * 86400, description="Seconds.")]
-Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000, description="Higher runs first.")]
-Delay = Annotated[float, Field(ge=0, le=10 * 365 * 86400)]
+Timeout = Annotated[int, Field(**within(limits.EXECUTION_TIMEOUT_S), description="Seconds.")]
+Priority = Annotated[int, Field(**within(limits.PRIORITY), description="Higher runs first.")]
+Delay = Annotated[float, Field(**within(limits.RETRY_DELAY_S), description="Seconds.")]
+Description = Annotated[str, Field(max_length=limits.DESCRIPTION.max_len)]
+TaskName = Annotated[str, Field(min_length=1, max_length=limits.NAME.max_len)]
 
 
 class RetryBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 1
+    max_attempts: Annotated[int, Field(**within(limits.MAX_ATTEMPTS))] = 1
     backoff: BackoffStrategy = BackoffStrategy.FIXED
     initial_delay_s: Delay = 30.0
     max_delay_s: Delay = 3600.0
@@ -59,13 +64,13 @@ class RetryBody(BaseModel):
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200, examples=["nightly-etl"])]
-    job: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[TaskName, Field(examples=["nightly-etl"])]
+    job: TaskName
     params: Params = {}
     execution_timeout_s: Timeout | None = None
     retry_policy: RetryBody | None = None
     priority: Priority = 0
-    description: Annotated[str, Field(max_length=4000)] = ""
+    description: Description = ""
 
 
 @router.post("", status_code=201, responses=problems(401, 403, 404, 409, 422))
@@ -88,9 +93,7 @@ def create_task(body: TaskCreate, svc: Svc, who: Operator) -> dict[str, Any]:
 
 
 @router.get("", responses=problems(401, 404))
-def list_tasks(
-    svc: Svc, who: Viewer, job: Annotated[str | None, Query(max_length=200)] = None
-) -> list[dict[str, Any]]:
+def list_tasks(svc: Svc, who: Viewer, job: NameFilter = None) -> list[dict[str, Any]]:
     """Tasks; a viewer sees Secret parameters' values as ``***`` (decision 0010)."""
     if job is not None:
         svc.store.get_job(job)  # an unknown job is a 404, not an empty list
@@ -115,11 +118,11 @@ class TaskPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     set_params: Params = {}
-    unset_params: Annotated[list[ParamName], Field(max_length=500)] = []
+    unset_params: Annotated[list[ParamName], Field(max_length=limits.PARAMS_MAX_COUNT)] = []
     execution_timeout_s: Timeout | None = None
     retry_policy: RetryBody | None = None
     priority: Priority | None = None
-    description: Annotated[str | None, Field(max_length=4000)] = None
+    description: Description | None = None
 
 
 @router.patch("/{name}", responses=problems(401, 403, 404, 422))

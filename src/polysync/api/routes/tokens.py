@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from polysync.api import tokens
 from polysync.api.deps import get_services
 from polysync.api.routes.common import Admin, Name, problems
+from polysync.domain import limits
 from polysync.services.context import Services
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
@@ -19,7 +20,7 @@ Svc = Annotated[Services, Depends(get_services)]
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=64, examples=["ci-bot"])]
+    name: Annotated[str, Field(min_length=1, max_length=limits.NAME.max_len, examples=["ci-bot"])]
     role: tokens.Role = tokens.Role.VIEWER
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ from polysync.errors import (
     ConfigError,
     StoreError,
 )
+
+log = logging.getLogger(__name__)
 
 _BEGIN_OPTION = "polysync_begin"  # execution option read by the SQLite "begin" hook
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -66,10 +71,71 @@ def _create_engine(url: URL) -> Engine:
                     f"the database {safe_url(url)} cannot be created: directory {parent} does "
                     "not exist; create it or set POLYSYNC_DATABASE_URL / POLYSYNC_HOME."
                 )
+            if "uri" not in url.query:  # a file: URI names its file its own way; leave it
+                _private_file(Path(url.database or "").expanduser())
             engine = create_engine(url, connect_args={"check_same_thread": False})
         _install_sqlite_hooks(engine, wal=not _is_memory(url))
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+# SQLite creates the -wal, -shm and -journal files with the database file's own mode,
+# so making the database file 0600 keeps all of them private.
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+_PRIVATE = 0o600
+
+
+def _private_file(db: Path) -> None:
+    """Create the SQLite file 0600 (whatever the umask), and tighten a looser one.
+
+    The database holds run parameters, platform settings and token digests; a home
+    directory the user made themselves (say 0755) must not leave them readable by others.
+    """
+    try:
+        fd = os.open(db, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _PRIVATE)
+    except FileExistsError:
+        pass  # an existing store (or another process created it just now): tightened below
+    except OSError as exc:
+        raise StoreError(
+            f"the database file {db} cannot be created ({exc.strerror}); check that its "
+            "directory is writable, or set POLYSYNC_DATABASE_URL / POLYSYNC_HOME."
+        ) from None
+    else:
+        try:
+            os.fchmod(fd, _PRIVATE)  # the umask may have taken bits off the mode given
+        finally:
+            os.close(fd)
+    for path in (db, *(db.with_name(db.name + side) for side in _SQLITE_SIDE_FILES)):
+        _tighten(path)
+
+
+def _tighten(path: Path) -> None:
+    """Take group and other permissions off an existing file, saying so once."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    if not stat.S_ISREG(info.st_mode) or mode & 0o077 == 0:
+        return
+    try:
+        path.chmod(mode & 0o700)
+    except OSError as exc:
+        # Not ours to change (another owner): the store still works, so warn, not fail.
+        log.warning(
+            "database file %s has mode %04o, open to other users, and could not be "
+            "restricted (%s); make it 0600 yourself",
+            path,
+            mode,
+            exc.strerror,
+        )
+        return
+    log.warning(
+        "database file %s had mode %04o, open to other users; it is now %04o",
+        path,
+        mode,
+        mode & 0o700,
+    )
 
 
 def _enable_wal(cur: Any) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import (
     or_,
 )
 
-from polysync.domain import secrets
+from polysync.domain import limits, secrets
 from polysync.domain.models import (
     AuthMode,
     BackoffStrategy,
@@ -53,6 +53,10 @@ def utc_now() -> datetime:
 
 
 def _key(name: str) -> str:
+    # Every name lookup passes here. Saved names never hold NUL (validate_name), and
+    # PostgreSQL refuses it in a query: a lookup with one is the caller's mistake (422,
+    # exit 2), not a database failure.
+    limits.check_no_nul(name, f"name {name[:80]!r}")
     return name.strip().lower()
 
 
