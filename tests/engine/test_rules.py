@@ -8,12 +8,8 @@ import pytest
 
 from polysync.dispatcher.metrics import Metrics, quantile
 from polysync.dispatcher.ratelimit import CALLS_PER_SUBMISSION, AccountLimiter
-from polysync.dispatcher.tracking import (
-    RUN_ONCE_CADENCE,
-    WORKER_CADENCE,
-    Backoff,
-    SweepWindow,
-)
+from polysync.dispatcher.tracking import SweepWindow
+from polysync.domain.cadence import RUN_ONCE_CADENCE, WORKER_CADENCE, Backoff
 from polysync.domain.models import RunState
 from polysync.jobtypes.azure_batch.client import operation_name
 

@@ -42,8 +42,9 @@ from polysync.dispatcher.catalogcache import CatalogCache
 from polysync.dispatcher.groupcommit import GroupCommitWriter
 from polysync.dispatcher.metrics import Metrics
 from polysync.dispatcher.ratelimit import AccountLimiter
-from polysync.dispatcher.tracking import WORKER_CADENCE, Cadence, SweepWindow
+from polysync.dispatcher.tracking import SweepWindow
 from polysync.domain import ids
+from polysync.domain.cadence import WORKER_CADENCE, Cadence
 from polysync.domain.models import Platform, RunState, TaskRun
 from polysync.errors import PlatformError, QuotaError, ThrottledError
 from polysync.jobtypes.base import PollResult, ProviderStatus

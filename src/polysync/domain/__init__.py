@@ -9,6 +9,7 @@ Modules (import them by name, e.g. ``from polysync.domain import ids, parameters
 * ``ids``         Batch job/task ids and the metadata fingerprint (D5)
 * ``retry``       retry policy validation and delays
 * ``durations``   duration text ↔ seconds ↔ ISO 8601
+* ``cadence``     when to poll a run next (by state and age), doubling backoff
 
 Nothing here does I/O except :func:`polysync.domain.secrets.resolve`.
 """

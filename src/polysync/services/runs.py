@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from polysync.dispatcher import tracking
 from polysync.domain import ids, parameters, secrets, states
+from polysync.domain.cadence import RUN_ONCE_CADENCE, Backoff, Cadence
 from polysync.domain.durations import format_duration_s
 from polysync.domain.models import Failure, Job, RunState, Task, TaskRun, Trigger
 from polysync.errors import (
@@ -462,7 +462,7 @@ async def wait_run(
     on_update: OnUpdate | None = None,
     timeout_s: float | None = None,
     sleep: Callable[[float], object] = asyncio.sleep,
-    cadence: tracking.Cadence = tracking.RUN_ONCE_CADENCE,
+    cadence: Cadence = RUN_ONCE_CADENCE,
 ) -> TaskRun:
     """Run Once: submit if needed, then follow the run to its end (or the timeout).
 
@@ -478,7 +478,7 @@ async def wait_run(
     renewed = started
     run = svc.store.get_run(run_id)
     last_state: RunState | None = None
-    backoff = tracking.Backoff(first_s=1.0, cap_s=30.0)
+    backoff = Backoff(first_s=1.0, cap_s=30.0)
     try:
         while True:
             try:
