@@ -20,6 +20,7 @@ from polysync.cli.runtime import Session, session, settings
 from polysync.domain.models import AuthMode, RunState, TaskRun
 from polysync.errors import NotFoundError
 from polysync.jobtypes.base import DiscoveredJob
+from polysync.services import claims
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
@@ -197,7 +198,8 @@ async def _discover(s: Session) -> list[DiscoveredJob]:
 
 def _run(s: Session, params: dict[str, str]) -> TaskRun:
     svc = s.services
-    run = run_service.start_run(svc, TASK, params)
+    # Claimed from creation: this process submits it, never a worker beside it (0012).
+    run = run_service.start_run(svc, TASK, params, owner=claims.run_once_owner())
     run = s.run(run_service.submit_run(svc, run.id))
     render.run_header(run)
     started = time.monotonic()
@@ -221,7 +223,7 @@ async def _read(s: Session, run_id: int, path: str) -> str:
 
 async def _run_and_cancel(s: Session) -> TaskRun:
     svc = s.services
-    run = run_service.start_run(svc, TASK, {"SLEEP_S": "300"})
+    run = run_service.start_run(svc, TASK, {"SLEEP_S": "300"}, owner=claims.run_once_owner())
     run = await run_service.submit_run(svc, run.id)
     render.run_header(run)
     run = await run_service.wait_run(

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
-from polysync.api.deps import follow_run, get_services
+from polysync.api.deps import follow_run, get_services, run_owner
 from polysync.api.problems import Forbidden, Unauthorized, status_of
 from polysync.api.tokens import Role, authenticate
 from polysync.domain import ids
@@ -776,7 +776,7 @@ async def task_update(request: Request, name: str) -> Response:
 @router.post("/tasks/{name}/run", response_class=HTMLResponse)
 async def task_run(request: Request, name: str) -> Response:
     _need(request, Role.OPERATOR)
-    run = run_service.start_run(_services(request), name)
+    run = run_service.start_run(_services(request), name, owner=run_owner(request))
     follow_run(request, run.id)  # wake the worker (or follow it here without one)
     return _redirect(f"/runs/{run.id}", f"Run {run.id} of task {name} queued.")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from polysync.api.deps import follow_run, get_services
+from polysync.api.deps import follow_run, get_services, run_owner
 from polysync.api.routes.common import (
     Force,
     Name,
@@ -147,6 +147,6 @@ async def run_once(
     The server's worker (or, with `--no-worker`, a background follower) submits it and
     takes it to its end; watch it with ``GET /api/runs/{id}`` or ``GET /api/events``.
     """
-    run = run_service.start_run(svc, name, body.params if body else {})
+    run = run_service.start_run(svc, name, body.params if body else {}, owner=run_owner(request))
     follow_run(request, run.id)
     return views.run_view(run)
