@@ -24,7 +24,7 @@ from polysync.domain.durations import parse_duration_text
 from polysync.domain.models import AuthMode, BackoffStrategy, RetryPolicy, RunState, TaskRun
 from polysync.errors import InputError, PolysyncError
 from polysync.jobtypes.base import DiscoveredJob
-from polysync.services import claims, views
+from polysync.services import claims, removal, views
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
@@ -219,13 +219,17 @@ def platform_test(name: str, output: OutputOpt = Output.TABLE) -> None:
 def platform_remove(
     name: str,
     force: Annotated[
-        bool, typer.Option(help="Also remove its jobs, tasks and run records.")
+        bool,
+        typer.Option(
+            help="Also remove its jobs, tasks and run records; unfinished runs' Batch work is "
+            "stopped first."
+        ),
     ] = False,
 ) -> None:
     """Remove a platform (refused while jobs use it, unless --force)."""
     with session() as s:
-        s.services.store.remove_platform(name, force=force)
-    render.info(f"Platform {name} removed.")
+        done = s.run(removal.remove_platform(s.services, name, force=force))
+    render.info(done.message())
 
 
 @platform_app.command("discover")
@@ -354,12 +358,18 @@ def job_sync(name: str, output: OutputOpt = Output.TABLE) -> None:
 @job_app.command("remove")
 def job_remove(
     name: str,
-    force: Annotated[bool, typer.Option(help="Also remove its tasks and run records.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Also remove its tasks and run records; unfinished runs' Batch work is "
+            "stopped first."
+        ),
+    ] = False,
 ) -> None:
     """Remove a Job (refused while tasks use it, unless --force)."""
     with session() as s:
-        s.services.store.remove_job(name, force=force)
-    render.info(f"Job {name} removed.")
+        done = s.run(removal.remove_job(s.services, name, force=force))
+    render.info(done.message())
 
 
 def _seconds(value: str | None, flag: str) -> int | None:
@@ -602,12 +612,17 @@ def task_show(name: str, output: OutputOpt = Output.TABLE) -> None:
 @task_app.command("remove")
 def task_remove(
     name: str,
-    force: Annotated[bool, typer.Option(help="Also remove its run records.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Also remove its run records; unfinished runs' Batch work is stopped first."
+        ),
+    ] = False,
 ) -> None:
-    """Remove a Task (refused while one of its runs is not finished)."""
+    """Remove a Task (refused while one of its runs is not finished, unless --force)."""
     with session() as s:
-        s.services.store.remove_task(name, force=force)
-    render.info(f"Task {name} removed.")
+        done = s.run(removal.remove_task(s.services, name, force=force))
+    render.info(done.message())
 
 
 def _exit_for(run: TaskRun) -> int:

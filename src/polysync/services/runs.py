@@ -22,6 +22,7 @@ from polysync.errors import (
     ConfigError,
     FingerprintMismatch,
     InputError,
+    NotFoundError,
     ParameterError,
     PlatformError,
     PoolNotFoundError,
@@ -164,16 +165,22 @@ async def submit_run(svc: Services, run: TaskRun | int) -> TaskRun:
     reason = f"Batch job {result.batch_job_id} and task {result.batch_task_id} created"
     if result.adopted:
         reason += " (adopted: created by an earlier attempt whose answer was lost)"
-    started = await svc.writer.write(
-        Transition(
-            run.id,
-            RunState.STARTING,
-            reason,
-            expected_from=frozenset({RunState.QUEUED}),
-            at=svc.clock(),
-            fields={"waiting_reason": None, "batch_pool_id": result.pool_id},
+    try:
+        started = await svc.writer.write(
+            Transition(
+                run.id,
+                RunState.STARTING,
+                reason,
+                expected_from=frozenset({RunState.QUEUED}),
+                at=svc.clock(),
+                fields={"waiting_reason": None, "batch_pool_id": result.pool_id},
+            )
         )
-    )
+    except NotFoundError:
+        # The run was removed (a forced `task remove`) while its create calls were in
+        # flight: nothing would ever track the job just made, so stop it.
+        await svc.jobtype.cancel(platform, run)
+        raise
     if started.state is RunState.CANCELLED:
         # A cancel landed while the create calls were in flight: it found no Batch job
         # to stop, so stop the one just made.

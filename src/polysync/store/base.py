@@ -162,8 +162,15 @@ class Store(Protocol):
     def history(self, run_id: int) -> list[HistoryEntry]: ...
     def attempts(self, run_id: int) -> list[RunAttempt]: ...
     def list_nonterminal_runs(
-        self, platform: str | None = None, *, with_history: bool = False
-    ) -> list[TaskRun]: ...
+        self,
+        platform: str | None = None,
+        *,
+        job: str | None = None,
+        task: str | None = None,
+        with_history: bool = False,
+    ) -> list[TaskRun]:
+        """Queued/Starting/Running runs, oldest first; narrowed to a platform, job or task."""
+        ...
 
     # --- engine (issue 4) ---------------------------------------------------------------
     def claim_queued(

@@ -17,9 +17,9 @@ from polysync.api.routes.common import (
     refused_is_conflict,
 )
 from polysync.domain.models import BackoffStrategy, RetryPolicy
+from polysync.services import removal, views
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
-from polysync.services import views
 from polysync.services.context import Services
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
@@ -124,11 +124,12 @@ def update_task(name: Name, body: TaskPatch, svc: Svc, _: Operator) -> dict[str,
     return views.task_view(task)
 
 
-@router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409))
-def delete_task(name: Name, svc: Svc, _: Operator, force: Force = False) -> Response:
-    """Remove a Task; refused (409) while one of its runs is not finished, unless ``force``."""
+@router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409, 502))
+async def delete_task(name: Name, svc: Svc, _: Operator, force: Force = False) -> Response:
+    """Remove a Task; refused (409) while one of its runs is not finished, unless ``force``,
+    which first stops those runs' Batch work (502, nothing removed, if Batch cannot)."""
     with refused_is_conflict():
-        svc.store.remove_task(name, force=force)
+        await removal.remove_task(svc, name, force=force)
     return Response(status_code=204)
 
 

@@ -393,14 +393,23 @@ class RunQueries(SqlBase):
         ]
 
     def list_nonterminal_runs(
-        self, platform: str | None = None, *, with_history: bool = False
+        self,
+        platform: str | None = None,
+        *,
+        job: str | None = None,
+        task: str | None = None,
+        with_history: bool = False,
     ) -> list[TaskRun]:
+        c = s.task_runs.c
         with self._read("listing runs in progress") as conn:
-            query = select(s.task_runs).where(s.task_runs.c.state.in_(_NONTERMINAL))
+            query = select(s.task_runs).where(c.state.in_(_NONTERMINAL))
             if platform is not None:
-                pid = self._platform_row(conn, platform).id
-                query = query.where(s.task_runs.c.platform_id == pid)
-            rows = conn.execute(query.order_by(s.task_runs.c.id)).all()
+                query = query.where(c.platform_id == self._platform_row(conn, platform).id)
+            if job is not None:
+                query = query.where(c.job_id == self._job_row(conn, job).id)
+            if task is not None:
+                query = query.where(c.task_id == self._task_row(conn, task).id)
+            rows = conn.execute(query.order_by(c.id)).all()
             return self._runs(conn, rows, with_history)
 
     # --- engine: claims and leases (issue 4) ----------------------------------------
