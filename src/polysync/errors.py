@@ -20,7 +20,8 @@ They never contain a secret value.
     │   ├── PoolNotFoundError     pre-flight: the template's pool does not exist (D4)
     │   ├── QuotaError            ActiveJobAndScheduleQuotaReached
     │   ├── ThrottledError        429/503 after the SDK's own retries
-    │   └── FingerprintMismatch   JobExists/TaskExists for an object that is not ours (D5)
+    │   ├── FingerprintMismatch   JobExists/TaskExists for an object that is not ours (D5)
+    │   └── RemovalBlocked        a forced removal could not stop its runs' Batch work
     └── StoreError                exit 3: the database failed
 """
 
@@ -136,6 +137,12 @@ class ThrottledError(PlatformError):
 
 class FingerprintMismatch(PlatformError):
     code = "FingerprintMismatch"
+
+
+class RemovalBlocked(PlatformError):
+    """A forced removal could not stop its runs' Batch work, so nothing was deleted."""
+
+    code = "RemovalBlocked"
 
 
 class StoreError(PolysyncError):

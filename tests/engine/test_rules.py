@@ -8,14 +8,11 @@ import pytest
 
 from polysync.dispatcher.metrics import Metrics, quantile
 from polysync.dispatcher.ratelimit import CALLS_PER_SUBMISSION, AccountLimiter
-from polysync.dispatcher.tracking import (
-    RUN_ONCE_CADENCE,
-    WORKER_CADENCE,
-    Backoff,
-    SweepWindow,
-)
+from polysync.dispatcher.tracking import SweepWindow
+from polysync.domain.cadence import RUN_ONCE_CADENCE, WORKER_CADENCE, Backoff
 from polysync.domain.models import RunState
 from polysync.jobtypes.azure_batch.client import operation_name
+from polysync.services.claims import Step, step
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -164,3 +161,35 @@ def test_metrics_prometheus_text_and_snapshot() -> None:
     snap = m.snapshot()
     assert snap["calls_by_operation"] == {"GET /jobs": 2}
     assert snap["detection_latency"]["p99_s"] == 1.5
+
+
+# -- one submitter per run: what a follower does (decision 0012) -----------------------
+
+A, T, W = Step.ADVANCE, Step.TAKE, Step.WATCH
+
+
+@pytest.mark.parametrize(
+    ("held", "mine", "free", "renew_due", "fresh", "expected"),
+    [
+        # Holding it, copy agrees: go on; renewal or a submission next: ask the store.
+        (True, True, False, False, False, A),
+        (True, True, False, True, False, T),
+        (True, True, False, False, True, T),
+        # Someone else holds it and its lease is alive: only watch...
+        (False, False, False, False, False, W),
+        # ...unless a submission is next — the store still decides (it will say no).
+        (False, False, False, False, True, T),
+        # Its holder's lease ran out, or nobody holds it: try to take it over.
+        (False, False, True, False, False, T),
+        # Created claimed by this owner (`task run`): take what is ours.
+        (False, True, False, False, False, T),
+        # Believed held, but the copy names another holder (stalled past the lease) or
+        # nobody (a retry freed it): ask the store rather than go on.
+        (True, False, False, False, False, T),
+        (True, False, True, False, False, T),
+    ],
+)
+def test_what_a_follower_does(
+    held: bool, mine: bool, free: bool, renew_due: bool, fresh: bool, expected: Step
+) -> None:
+    assert step(held=held, mine=mine, free=free, renew_due=renew_due, fresh=fresh) is expected

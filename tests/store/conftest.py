@@ -118,5 +118,5 @@ def new_run(
         trigger=Trigger.MANUAL,
         priority=priority,
         param_overrides={},
-        **kw,  # type: ignore[arg-type]  # not_before only
+        **kw,  # type: ignore[arg-type]  # not_before, claimed_by, lease_expires_at
     )

@@ -69,6 +69,32 @@ def test_release_and_terminal_state_free_the_claim(store: SqlStore) -> None:
     assert store.renew_leases("w1", NOW, 300) == 0
 
 
+def test_a_run_created_claimed_is_nobody_elses_until_its_lease_runs_out(store: SqlStore) -> None:
+    # `task run` / the server: the run is born claimed, so no worker claims it first.
+    objs = seed(store)
+    run = new_run(store, objs, claimed_by="cli-1", lease_expires_at=NOW + timedelta(seconds=30))
+    assert (run.claimed_by, run.lease_expires_at) == ("cli-1", NOW + timedelta(seconds=30))
+    assert store.claim_queued("w1", NOW, 10, 30) == []
+    assert not store.claim_run(run.id, "w1", NOW + timedelta(seconds=29), 30)
+    assert store.claim_run(run.id, "cli-1", NOW + timedelta(seconds=29), 30)  # renewal
+    # Its holder died: after the (renewed) lease, a worker takes it.
+    later = NOW + timedelta(seconds=59)
+    assert [r.id for r in store.claim_queued("w1", later, 10, 30)] == [run.id]
+    with pytest.raises(ValueError, match="together"):
+        new_run(store, objs, claimed_by="cli-1")
+
+
+def test_release_by_owner_frees_only_that_owners_claim(store: SqlStore) -> None:
+    run = new_run(store, seed(store))
+    assert store.claim_run(run.id, "w2", NOW, 30)
+    # A follower taken over (its lease ran out) must not free the new holder's run.
+    assert store.release(run.id, "cli-1") is False
+    assert store.get_run(run.id).claimed_by == "w2"
+    assert store.release(run.id, "w2") is True
+    assert store.get_run(run.id).claimed_by is None
+    assert store.release(run.id) is False  # nothing left to drop
+
+
 def test_zero_limit_claims_nothing(store: SqlStore) -> None:
     new_run(store, seed(store))
     assert store.claim_queued("w1", NOW, 0, 30) == []

@@ -28,6 +28,7 @@ from polysync.domain.models import AuthMode, Platform, RunState, TaskRun
 from polysync.domain.secrets import Writer
 from polysync.errors import InputError, NotFoundError
 from polysync.jobtypes.base import DiscoveredJob
+from polysync.services import claims
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
@@ -358,7 +359,10 @@ async def _discover(s: Session) -> list[DiscoveredJob]:
 
 def _run(s: Session, params: dict[str, str], *, task: str = TASK) -> TaskRun:
     svc = s.services
-    run = run_service.start_run(svc, task, params, writer=Writer.HOST)
+    # Claimed from creation: this process submits it, never a worker beside it (0012).
+    run = run_service.start_run(
+        svc, task, params, writer=Writer.HOST, owner=claims.run_once_owner()
+    )
     run = s.run(run_service.submit_run(svc, run.id))
     render.run_header(run)
     started = time.monotonic()
@@ -382,7 +386,9 @@ async def _read(s: Session, run_id: int, path: str) -> str:
 
 async def _run_and_cancel(s: Session) -> TaskRun:
     svc = s.services
-    run = run_service.start_run(svc, TASK, {"SLEEP_S": "300"}, writer=Writer.HOST)
+    run = run_service.start_run(
+        svc, TASK, {"SLEEP_S": "300"}, writer=Writer.HOST, owner=claims.run_once_owner()
+    )
     run = await run_service.submit_run(svc, run.id)
     render.run_header(run)
     run = await run_service.wait_run(

@@ -27,11 +27,11 @@ from polysync.domain.models import AuthMode, BackoffStrategy, RetryPolicy, RunSt
 from polysync.domain.secrets import Writer
 from polysync.errors import InputError, PolysyncError
 from polysync.jobtypes.base import DiscoveredJob
+from polysync.services import claims, removal, views
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
-from polysync.services import views
 
 EXIT_RUN_FAILED = 1
 
@@ -262,13 +262,17 @@ def platform_test(name: str, output: OutputOpt = Output.TABLE) -> None:
 def platform_remove(
     name: str,
     force: Annotated[
-        bool, typer.Option(help="Also remove its jobs, tasks and run records.")
+        bool,
+        typer.Option(
+            help="Also remove its jobs, tasks and run records; unfinished runs' Batch work is "
+            "stopped first."
+        ),
     ] = False,
 ) -> None:
     """Remove a platform (refused while jobs use it, unless --force)."""
     with session() as s:
-        s.services.store.remove_platform(name, force=force)
-    render.info(f"Platform {name} removed.")
+        done = s.run(removal.remove_platform(s.services, name, force=force))
+    render.info(done.message())
 
 
 @platform_app.command("discover")
@@ -400,12 +404,18 @@ def job_sync(name: str, output: OutputOpt = Output.TABLE) -> None:
 @job_app.command("remove")
 def job_remove(
     name: str,
-    force: Annotated[bool, typer.Option(help="Also remove its tasks and run records.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Also remove its tasks and run records; unfinished runs' Batch work is "
+            "stopped first."
+        ),
+    ] = False,
 ) -> None:
     """Remove a Job (refused while tasks use it, unless --force)."""
     with session() as s:
-        s.services.store.remove_job(name, force=force)
-    render.info(f"Job {name} removed.")
+        done = s.run(removal.remove_job(s.services, name, force=force))
+    render.info(done.message())
 
 
 def _seconds(value: str | None, flag: str) -> int | None:
@@ -667,19 +677,30 @@ def task_show(name: str, output: OutputOpt = Output.TABLE) -> None:
 @task_app.command("remove")
 def task_remove(
     name: str,
-    force: Annotated[bool, typer.Option(help="Also remove its run records.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Also remove its run records; unfinished runs' Batch work is stopped first."
+        ),
+    ] = False,
 ) -> None:
-    """Remove a Task (refused while one of its runs is not finished)."""
+    """Remove a Task (refused while one of its runs is not finished, unless --force)."""
     with session() as s:
-        s.services.store.remove_task(name, force=force)
-    render.info(f"Task {name} removed.")
+        done = s.run(removal.remove_task(s.services, name, force=force))
+    render.info(done.message())
 
 
 def _exit_for(run: TaskRun) -> int:
     return 0 if run.state is RunState.SUCCEEDED else EXIT_RUN_FAILED
 
 
-def _watch(s: Session, run: TaskRun, output: Output, timeout_s: float | None = None) -> TaskRun:
+def _watch(
+    s: Session,
+    run: TaskRun,
+    output: Output,
+    timeout_s: float | None = None,
+    owner: str | None = None,
+) -> TaskRun:
     """Live status line with elapsed time until the run ends (or the user presses Ctrl-C)."""
     started = time.monotonic()
     live = output is Output.TABLE and render.console.is_terminal
@@ -705,7 +726,7 @@ def _watch(s: Session, run: TaskRun, output: Output, timeout_s: float | None = N
         tick = asyncio.create_task(ticker()) if status is not None else None
         try:
             return await run_service.wait_run(
-                s.services, run.id, on_update=on_update, timeout_s=timeout_s
+                s.services, run.id, on_update=on_update, timeout_s=timeout_s, owner=owner
             )
         finally:
             if tick is not None:
@@ -731,19 +752,34 @@ def task_run(
         list[str] | None, typer.Option("--param", help="NAME=VALUE for this run only.")
     ] = None,
     no_wait: Annotated[
-        bool, typer.Option("--no-wait", help="Return once submitted; follow with `run wait`.")
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="Return once submitted; a worker tracks the run, follow it with `run wait`.",
+        ),
     ] = False,
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """Run Once: submit now, print the RunId and monitor link, follow it to the end."""
     overrides = task_service.parse_assignments(param or [])
+    owner = claims.run_once_owner()
     with session() as s:
-        run = run_service.start_run(s.services, name, overrides, writer=Writer.HOST)
+        svc = s.services
+        # Created already claimed by this process, so it is the run's one submitter: no
+        # worker can claim it in between (decision 0012).
+        run = run_service.start_run(svc, name, overrides, writer=Writer.HOST, owner=owner)
+        refused: PolysyncError | None = None
         try:
-            run = s.run(run_service.submit_run(s.services, run.id))
-        except PolysyncError:
-            if not no_wait:
-                raise
+            run = s.run(run_service.submit_run(svc, run.id))
+        except PolysyncError as exc:
+            refused = exc
+        if no_wait or refused is not None:
+            # Hand the run over: a worker adopts it once Starting, or claims and submits it
+            # if Batch did not take it yet.
+            claims.RunClaim(svc, run.id, owner).release()
+            if refused is not None and not no_wait:
+                raise refused
+            run = svc.store.get_run(run.id)
         if output is Output.TABLE:
             render.run_header(run)
         if no_wait or run.state.is_terminal:
@@ -751,10 +787,19 @@ def task_run(
                 render.print_json(views.run_view(run))
             elif run.state.is_terminal:
                 render.run(run)
+            elif refused is not None:
+                render.notice(
+                    f"Batch did not take run {run.id} yet ({refused}); it stays Queued and a "
+                    "worker submits it (start one with `polysync worker` if none runs). "
+                    f"Follow it with `polysync run wait {run.id}`."
+                )
             else:
-                render.info(f"Submitted. Follow it with `polysync run wait {run.id}`.")
+                render.info(
+                    "Submitted; a worker tracks it from here (start one with `polysync "
+                    f"worker` if none runs). Follow it with `polysync run wait {run.id}`."
+                )
             raise typer.Exit(_exit_for(run) if run.state.is_terminal else 0)
-        run = _watch(s, run, output)
+        run = _watch(s, run, output, owner=owner)
         _print_final(s, run, output)
     raise typer.Exit(_exit_for(run))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from polysync.dispatcher.tracking import Backoff
+from polysync.domain.cadence import Backoff
 
 CALLS_PER_SUBMISSION = 3
 

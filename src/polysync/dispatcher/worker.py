@@ -42,10 +42,11 @@ from polysync.dispatcher.catalogcache import CatalogCache
 from polysync.dispatcher.groupcommit import GroupCommitWriter
 from polysync.dispatcher.metrics import Metrics
 from polysync.dispatcher.ratelimit import AccountLimiter
-from polysync.dispatcher.tracking import WORKER_CADENCE, Cadence, SweepWindow
+from polysync.dispatcher.tracking import SweepWindow
 from polysync.domain import ids
+from polysync.domain.cadence import WORKER_CADENCE, Cadence
 from polysync.domain.models import Platform, RunState, TaskRun
-from polysync.errors import PlatformError, QuotaError, ThrottledError
+from polysync.errors import NotFoundError, PlatformError, QuotaError, ThrottledError
 from polysync.jobtypes.base import PollResult, ProviderStatus
 from polysync.services import runs
 from polysync.services.context import Catalog, Services
@@ -478,6 +479,10 @@ class Worker:
             else:
                 raise
             self._requeue(acc, queued, priority)
+        except NotFoundError as exc:
+            # Removed meanwhile (a forced `task remove`): nothing left to submit. Retrying
+            # would pause the whole account every few seconds, for good.
+            log.info("run %s: no longer submitted: %s", run_id, exc)
         except Exception:
             log.exception("run %s: submission failed; it stays Queued", run_id)
             acc.limiter.throttled(self.clock(), self.options.error_retry_s)
@@ -594,6 +599,11 @@ class Worker:
             acc.limiter.throttled(now, exc.retry_after_s)
             self.metrics.throttle_pauses[tracked.platform] += 1
             self._schedule(tracked, acc.limiter.paused_until or now)
+        except NotFoundError as exc:
+            # The run (or its task, job or platform) was removed: a forced removal stopped
+            # its Batch job first; polling it again would fail for good.
+            log.info("run %s: no longer tracked: %s", tracked.run_id, exc)
+            self._untrack(tracked.run_id)
         except Exception as exc:  # noqa: BLE001 - any failure: poll again later, keep the loop
             log.warning("run %s: poll failed (%s); trying again", tracked.run_id, exc)
             self.metrics.events["poll_errors"] += 1

@@ -10,6 +10,7 @@ Modules (import them by name, e.g. ``from polysync.domain import ids, parameters
 * ``retry``       retry policy validation and delays
 * ``durations``   duration text ↔ seconds ↔ ISO 8601
 * ``limits``      the bounds on every input, shared by the CLI, the console and the API
+* ``cadence``     when to poll a run next (by state and age), doubling backoff
 
 Nothing here does I/O except :func:`polysync.domain.secrets.resolve`.
 """

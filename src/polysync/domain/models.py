@@ -304,6 +304,10 @@ class TaskRun:
     waiting_reason: str | None = None
     # A retry's attempt is not submitted before this time.
     not_before: datetime | None = None
+    # The process that may submit and track this run (a worker, or the `task run` /
+    # server that started it) and until when, unless it renews (docs/engine.md).
+    claimed_by: str | None = None
+    lease_expires_at: datetime | None = None
     history: tuple[HistoryEntry, ...] = ()
 
     @property

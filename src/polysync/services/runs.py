@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from polysync.dispatcher import tracking
 from polysync.domain import ids, limits, parameters, secrets, states
+from polysync.domain.cadence import RUN_ONCE_CADENCE, Backoff, Cadence
 from polysync.domain.durations import format_duration_s
 from polysync.domain.models import Failure, Job, RunState, Task, TaskRun, Trigger
 from polysync.domain.secrets import Writer
@@ -25,6 +23,7 @@ from polysync.errors import (
     ConfigError,
     FingerprintMismatch,
     InputError,
+    NotFoundError,
     PlatformError,
     PoolNotFoundError,
     QuotaError,
@@ -39,6 +38,7 @@ from polysync.jobtypes.base import (
     ResolvedParam,
     SubmitRequest,
 )
+from polysync.services.claims import RUN_ONCE_LEASE_S, RunClaim, run_once_owner
 from polysync.services.context import Services
 from polysync.services.secrets import masker
 from polysync.services.secrets import rules as secret_rules
@@ -58,11 +58,16 @@ def start_run(
     *,
     writer: Writer,
     trigger: Trigger = Trigger.MANUAL,
+    owner: str | None = None,
+    lease_s: float = RUN_ONCE_LEASE_S,
 ) -> TaskRun:
     """Queue a run of a Task (Run Once). Validates everything it can before creating it.
 
     ``writer`` is who gives the overrides: a Secret parameter's override must be a
-    reference they may write (decision 0010).
+    reference they may write (decision 0010). With ``owner`` the run is created already
+    claimed by it (decision 0012): the process that starts a run to submit it itself
+    (`task run`, the server without a worker) is its only submitter, and no worker claims
+    it first. Without, a worker claims it.
     """
     overrides = dict(param_overrides or {})
     limits.check_params(overrides)
@@ -72,8 +77,16 @@ def start_run(
     check_values(svc, job, overrides, writer=writer)
     # Names, precedence and missing values are checked now; secrets are read at submit.
     parameters.effective_values(job, task.params, overrides)
+    lease_until = svc.clock() + timedelta(seconds=lease_s) if owner is not None else None
     return svc.store.create_run(
-        task, job, platform, trigger=trigger, priority=task.priority, param_overrides=overrides
+        task,
+        job,
+        platform,
+        trigger=trigger,
+        priority=task.priority,
+        param_overrides=overrides,
+        claimed_by=owner,
+        lease_expires_at=lease_until,
     )
 
 
@@ -179,16 +192,22 @@ async def submit_run(svc: Services, run: TaskRun | int) -> TaskRun:
     reason = f"Batch job {result.batch_job_id} and task {result.batch_task_id} created"
     if result.adopted:
         reason += " (adopted: created by an earlier attempt whose answer was lost)"
-    started = await svc.writer.write(
-        Transition(
-            run.id,
-            RunState.STARTING,
-            reason,
-            expected_from=frozenset({RunState.QUEUED}),
-            at=svc.clock(),
-            fields={"waiting_reason": None, "batch_pool_id": result.pool_id},
+    try:
+        started = await svc.writer.write(
+            Transition(
+                run.id,
+                RunState.STARTING,
+                reason,
+                expected_from=frozenset({RunState.QUEUED}),
+                at=svc.clock(),
+                fields={"waiting_reason": None, "batch_pool_id": result.pool_id},
+            )
         )
-    )
+    except NotFoundError:
+        # The run was removed (a forced `task remove`) while its create calls were in
+        # flight: nothing would ever track the job just made, so stop it.
+        await svc.jobtype.cancel(platform, run)
+        raise
     if started.state is RunState.CANCELLED:
         # A cancel landed while the create calls were in flight: it found no Batch job
         # to stop, so stop the one just made.
@@ -494,12 +513,8 @@ async def cancel_run(svc: Services, run_id: int) -> CancelResult:
 
 OnUpdate = Callable[[TaskRun], None]
 
-RUN_ONCE_LEASE_S = 30.0
-
-
-def run_once_worker_id() -> str:
-    """The claim owner of a run followed by this process (`task run`, `run wait`)."""
-    return f"run-once-{socket.gethostname()}-{os.getpid()}"
+WATCH_INTERVAL_S = 1.0
+"""How often a follower that does not hold the run reads it back (a store read, no Batch)."""
 
 
 async def wait_run(
@@ -509,56 +524,65 @@ async def wait_run(
     on_update: OnUpdate | None = None,
     timeout_s: float | None = None,
     sleep: Callable[[float], object] = asyncio.sleep,
-    cadence: tracking.Cadence = tracking.RUN_ONCE_CADENCE,
+    cadence: Cadence = RUN_ONCE_CADENCE,
+    owner: str | None = None,
+    lease_s: float = RUN_ONCE_LEASE_S,
 ) -> TaskRun:
-    """Run Once: submit if needed, then follow the run to its end (or the timeout).
+    """Run Once: follow the run to its end (or the timeout), submitting it if needed.
 
     The same steps as the worker (:func:`advance_run`: submission, timeout, polling,
     retries) on the same adaptive cadence function, minus the sweep — one run is cheaper
-    to poll directly. The run is claimed while followed, so a worker leaves it alone;
-    stopping early releases it and a worker (if any) takes over.
+    to poll directly — but only while this process holds the run's claim (decision 0012):
+    a run a worker (or another follower) holds is only watched in the store, and taken
+    over once its holder's lease runs out. Stopping early gives the claim back, so a
+    worker (if any) adopts the run. ``owner`` defaults to this process
+    (:func:`~polysync.services.claims.run_once_owner`); a run created claimed by it
+    (``start_run(..., owner=...)``) is simply kept.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
-    owner = run_once_worker_id()
-    claimed = svc.store.claim_run(run_id, owner, svc.clock(), RUN_ONCE_LEASE_S)
-    renewed = started
+    claim = RunClaim(svc, run_id, owner or run_once_owner(), lease_s)
     run = svc.store.get_run(run_id)
     last_state: RunState | None = None
-    backoff = tracking.Backoff(first_s=1.0, cap_s=30.0)
+    backoff = Backoff(first_s=1.0, cap_s=30.0)
     try:
         while True:
-            try:
-                run = await advance_run(svc, run.id)
-                backoff.reset()
-            except PlatformError as exc:
-                if run.state is not RunState.QUEUED or not is_transient(exc):
-                    raise
-                retry_after = getattr(exc, "retry_after_s", None)
-                delay = retry_after if retry_after is not None else backoff.next_s()
-                log.info("run %s waiting: %s", run.id, exc)
-                await _sleep(sleep, delay)
-                run = svc.store.get_run(run.id)
-                continue
+            due = run.not_before is None or run.not_before <= svc.clock()
+            # Before a submission the claim is checked in the store itself: submitting is
+            # the step two processes must never both take.
+            held = claim.keep(run, fresh=run.state is RunState.QUEUED and due)
+            if held:
+                try:
+                    run = await advance_run(svc, run.id)
+                    backoff.reset()
+                except PlatformError as exc:
+                    if run.state is not RunState.QUEUED or not is_transient(exc):
+                        raise
+                    retry_after = getattr(exc, "retry_after_s", None)
+                    delay = retry_after if retry_after is not None else backoff.next_s()
+                    log.info("run %s waiting: %s", run.id, exc)
+                    await _sleep(sleep, delay)
+                    run = svc.store.get_run(run.id)
+                    continue
+            else:
+                run = svc.store.get_run(run.id)  # its holder advances it; watch what it records
             if on_update is not None and run.state is not last_state:
                 on_update(run)
             last_state = run.state
             if run.state.is_terminal:
                 return run
-            now = loop.time()
-            elapsed = now - started
+            elapsed = loop.time() - started
             if timeout_s is not None and elapsed >= timeout_s:
                 return run
-            if claimed and now - renewed >= RUN_ONCE_LEASE_S / 3:
-                svc.store.renew_leases(owner, svc.clock(), RUN_ONCE_LEASE_S)
-                renewed = now
             delay = cadence.delay_s(run.state, _age_s(svc, run))
+            if not held:
+                delay = min(delay, WATCH_INTERVAL_S)
             if run.state is RunState.QUEUED and run.not_before is not None:
                 delay = min(max((run.not_before - svc.clock()).total_seconds(), 0.0), 5.0)
             await _sleep(sleep, delay)
     finally:
-        if claimed and not svc.store.get_run(run_id).state.is_terminal:
-            svc.store.release(run_id)
+        if claim.held and not run.state.is_terminal:  # an end frees the run by itself
+            claim.release()
 
 
 def _age_s(svc: Services, run: TaskRun) -> float:

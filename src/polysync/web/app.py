@@ -33,7 +33,7 @@ from markupsafe import Markup
 
 from polysync.api import csrf
 from polysync.api.auth import cross_site_refusal, own_origin
-from polysync.api.deps import follow_run, get_services
+from polysync.api.deps import follow_run, get_services, run_owner
 from polysync.api.problems import Forbidden, Unauthorized, status_of
 from polysync.api.sessions import (
     SESSION_COOKIE,
@@ -909,7 +909,12 @@ async def task_update(request: Request, name: str) -> Response:
 @router.post("/tasks/{name}/run", response_class=HTMLResponse)
 async def task_run(request: Request, name: str) -> Response:
     viewer = _need(request, Role.OPERATOR)
-    run = run_service.start_run(_services(request), name, writer=Writer.for_role(viewer.role))
+    run = run_service.start_run(
+        _services(request),
+        name,
+        writer=Writer.for_role(viewer.role),
+        owner=run_owner(request),
+    )
     follow_run(request, run.id)  # wake the worker (or follow it here without one)
     return _redirect(f"/runs/{run.id}", f"Run {run.id} of task {name} queued.")
 

@@ -27,7 +27,7 @@ from polysync.api.routes.common import (
 from polysync.domain import limits
 from polysync.domain.secrets import Writer
 from polysync.errors import InputError
-from polysync.services import code_access, views
+from polysync.services import code_access, removal, views
 from polysync.services import jobs as job_service
 from polysync.services.context import Services
 
@@ -183,9 +183,10 @@ async def sync_job(name: Name, svc: Svc, _: Operator) -> dict[str, Any]:
     return {"changes": list(outcome.changes), **views.job_view(outcome.job)}
 
 
-@router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409))
-def delete_job(name: Name, svc: Svc, _: Operator, force: Force = False) -> Response:
-    """Remove a Job; refused (409) while tasks use it, unless ``force``."""
+@router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409, 502))
+async def delete_job(name: Name, svc: Svc, _: Operator, force: Force = False) -> Response:
+    """Remove a Job; refused (409) while tasks use it, unless ``force``, which first stops
+    the Batch work of its unfinished runs (502, nothing removed, if Batch cannot)."""
     with refused_is_conflict():
-        svc.store.remove_job(name, force=force)
+        await removal.remove_job(svc, name, force=force)
     return Response(status_code=204)

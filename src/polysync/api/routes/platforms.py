@@ -27,7 +27,7 @@ from polysync.domain.models import AuthMode
 from polysync.domain.secrets import Writer
 from polysync.jobtypes.base import DiscoveredJob
 from polysync.services import platforms as platform_service
-from polysync.services import views
+from polysync.services import removal, views
 from polysync.services.context import Services
 
 router = APIRouter(prefix="/api/platforms", tags=["platforms"])
@@ -109,11 +109,12 @@ def update_platform(name: Name, body: PlatformFields, svc: Svc, who: Admin) -> d
     return views.platform_view(platform)
 
 
-@router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409))
-def delete_platform(name: Name, svc: Svc, _: Admin, force: Force = False) -> Response:
-    """Remove a platform; refused (409) while jobs use it, unless ``force``."""
+@router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409, 502))
+async def delete_platform(name: Name, svc: Svc, _: Admin, force: Force = False) -> Response:
+    """Remove a platform; refused (409) while jobs use it, unless ``force``, which first
+    stops the Batch work of its unfinished runs (502, nothing removed, if Batch cannot)."""
     with refused_is_conflict():
-        svc.store.remove_platform(name, force=force)
+        await removal.remove_platform(svc, name, force=force)
     return Response(status_code=204)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from polysync.api.deps import follow_run, get_services
+from polysync.api.deps import follow_run, get_services, run_owner
 from polysync.api.routes.common import (
     Force,
     Name,
@@ -22,7 +22,7 @@ from polysync.api.routes.common import (
 from polysync.domain import limits
 from polysync.domain.models import BackoffStrategy, RetryPolicy
 from polysync.domain.secrets import Writer
-from polysync.services import code_access, views
+from polysync.services import code_access, removal, views
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
 from polysync.services.context import Services
@@ -146,11 +146,12 @@ def update_task(name: Name, body: TaskPatch, svc: Svc, who: Operator) -> dict[st
     return views.task_view(task)
 
 
-@router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409))
-def delete_task(name: Name, svc: Svc, _: Operator, force: Force = False) -> Response:
-    """Remove a Task; refused (409) while one of its runs is not finished, unless ``force``."""
+@router.delete("/{name}", status_code=204, responses=problems(401, 403, 404, 409, 502))
+async def delete_task(name: Name, svc: Svc, _: Operator, force: Force = False) -> Response:
+    """Remove a Task; refused (409) while one of its runs is not finished, unless ``force``,
+    which first stops those runs' Batch work (502, nothing removed, if Batch cannot)."""
     with refused_is_conflict():
-        svc.store.remove_task(name, force=force)
+        await removal.remove_task(svc, name, force=force)
     return Response(status_code=204)
 
 
@@ -172,6 +173,8 @@ async def run_once(
     """
     params = body.params if body else {}
     code_access.check_run_params(svc, who.role, name, params)
-    run = run_service.start_run(svc, name, params, writer=Writer.for_role(who.role))
+    run = run_service.start_run(
+        svc, name, params, writer=Writer.for_role(who.role), owner=run_owner(request)
+    )
     follow_run(request, run.id)
     return views.run_view(run)

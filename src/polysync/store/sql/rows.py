@@ -311,6 +311,8 @@ def _run(row: Row[Any] | Mapping[str, Any], history: Sequence[HistoryEntry] = ()
         cancel_requested=bool(m["cancel_requested"]),
         waiting_reason=m["waiting_reason"],
         not_before=m["not_before"],
+        claimed_by=m["claimed_by"],
+        lease_expires_at=m["lease_expires_at"],
         history=tuple(history),
     )
 

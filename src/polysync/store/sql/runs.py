@@ -75,7 +75,14 @@ class RunQueries(SqlBase):
         priority: int,
         param_overrides: dict[str, str],
         not_before: datetime | None = None,
+        claimed_by: str | None = None,
+        lease_expires_at: datetime | None = None,
     ) -> TaskRun:
+        """A Queued run; with ``claimed_by``, already held by that owner until
+        ``lease_expires_at`` (in the same INSERT, so no worker can claim it in between:
+        the process that starts a run is its only submitter, docs/engine.md)."""
+        if (claimed_by is None) != (lease_expires_at is None):
+            raise ValueError("claimed_by and lease_expires_at go together")
         now = utc_now()
         with self._write(f"creating a run of task {task.name}") as conn:
             task_row = self._task_row(conn, task.name)
@@ -111,6 +118,8 @@ class RunQueries(SqlBase):
                     created_at=now,
                     updated_at=now,
                     not_before=not_before,
+                    claimed_by=claimed_by,
+                    lease_expires_at=lease_expires_at,
                 )
                 .returning(s.task_runs.c.id)
             ).scalar_one()
@@ -384,14 +393,23 @@ class RunQueries(SqlBase):
         ]
 
     def list_nonterminal_runs(
-        self, platform: str | None = None, *, with_history: bool = False
+        self,
+        platform: str | None = None,
+        *,
+        job: str | None = None,
+        task: str | None = None,
+        with_history: bool = False,
     ) -> list[TaskRun]:
+        c = s.task_runs.c
         with self._read("listing runs in progress") as conn:
-            query = select(s.task_runs).where(s.task_runs.c.state.in_(_NONTERMINAL))
+            query = select(s.task_runs).where(c.state.in_(_NONTERMINAL))
             if platform is not None:
-                pid = self._platform_row(conn, platform).id
-                query = query.where(s.task_runs.c.platform_id == pid)
-            rows = conn.execute(query.order_by(s.task_runs.c.id)).all()
+                query = query.where(c.platform_id == self._platform_row(conn, platform).id)
+            if job is not None:
+                query = query.where(c.job_id == self._job_row(conn, job).id)
+            if task is not None:
+                query = query.where(c.task_id == self._task_row(conn, task).id)
+            rows = conn.execute(query.order_by(c.id)).all()
             return self._runs(conn, rows, with_history)
 
     # --- engine: claims and leases (issue 4) ----------------------------------------
@@ -433,15 +451,20 @@ class RunQueries(SqlBase):
             )
             return int(result.rowcount)
 
-    def release(self, run_id: int) -> None:
-        """Give a claimed run back (e.g. on graceful shutdown) so another worker takes it."""
+    def release(self, run_id: int, owner: str | None = None) -> bool:
+        """Give a claimed run back so a worker takes it; True when a claim was dropped.
+
+        With ``owner``, only that owner's claim: a follower whose lease ran out and was
+        taken over must not free the new holder's run for a third process.
+        """
+        c = s.task_runs.c
         with self._write(f"releasing run {run_id}") as conn:
             self._run_row(conn, run_id)
-            conn.execute(
-                update(s.task_runs)
-                .where(s.task_runs.c.id == run_id)
-                .values(claimed_by=None, lease_expires_at=None)
-            )
+            query = update(s.task_runs).where(c.id == run_id, c.claimed_by.is_not(None))
+            if owner is not None:
+                query = query.where(c.claimed_by == owner)
+            result = conn.execute(query.values(claimed_by=None, lease_expires_at=None))
+            return int(result.rowcount) == 1
 
     def adopt_runs(
         self, worker_id: str, now: datetime, limit: int, lease_s: float, *, own: bool = True
