@@ -313,3 +313,22 @@ def test_usage_errors_exit_2_with_clicks_sentence(cli: Cli, args: tuple[str, ...
     assert "Error:" in result.stderr
     assert "unexpected" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_reference_text_outside_a_secret_parameter_is_pointed_out(
+    cli: Cli, local_platform: str, batch: BatchClient
+) -> None:
+    """Decision 0010: only Secret parameters read references; the CLI says so."""
+    template = unique("literal")
+    make_template(batch, template, "/bin/true", env={"NAME": "x"})
+    assert cli("job", "import", "-p", local_platform, template).code == 0
+    made = cli("task", "create", "lit", "--job", template, "--param", "NAME=env:HOME")
+    assert made.code == 0, made.stderr
+    said = " ".join(made.stderr.split())
+    assert "parameter NAME is a String, so env:... is sent as that text" in said
+    assert f"polysync job param set {template} NAME --type Secret" in said
+    shown = cli("task", "show", "lit")
+    assert "sent as that text" in " ".join(shown.stderr.split())
+    # Made a Secret, the host's reference is kept as one (the host may write env:).
+    assert cli("job", "param", "set", template, "NAME", "--type", "Secret").code == 0
+    assert "sent as that text" not in cli("task", "show", "lit").stderr

@@ -665,13 +665,16 @@ def task_list(
 
 @task_app.command("show")
 def task_show(name: str, output: OutputOpt = Output.TABLE) -> None:
-    """Show a Task."""
+    """Show a Task (and point out values that look like references but are sent as text)."""
     with session() as s:
         t = s.services.store.get_task(name)
+        notes = task_service.literal_notices(s.services.store.get_job(t.job), t.params)
     if output is Output.JSON:
         render.print_json(views.task_view(t))
     else:
         render.task(t)
+    for note in notes:
+        render.notice(note)
 
 
 @task_app.command("remove")
