@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from polysync.cli import render
+from polysync.cli import options, render
 from polysync.cli.runtime import Session, session, set_global_overrides
 from polysync.cli.server import server_app, token_app
 from polysync.cli.vault import vault_app
@@ -117,61 +117,22 @@ def platform_add(
     key_file: Annotated[
         str | None, typer.Option(help="shared-key: file holding the account key.")
     ] = None,
-    tenant_id: Annotated[str | None, typer.Option(help="Entra ID tenant id.")] = None,
-    client_id: Annotated[
-        str | None, typer.Option(help="App (client) id; for managed-identity, a user-assigned id.")
-    ] = None,
-    client_secret: Annotated[
-        str | None,
-        typer.Option(
-            "--client-secret",
-            help="service-principal: reference to the client secret (vault://, env:, file:).",
-        ),
-    ] = None,
-    client_secret_env: Annotated[
-        str | None, typer.Option(help="service-principal: env var holding the client secret.")
-    ] = None,
-    client_secret_file: Annotated[
-        str | None, typer.Option(help="service-principal: file holding the client secret.")
-    ] = None,
-    certificate_path: Annotated[
-        str | None,
-        typer.Option(
-            help="certificate: PEM/PKCS12 file with the private key, or a vault://VAULT/SECRET "
-            "reference to it."
-        ),
-    ] = None,
-    certificate_password: Annotated[
-        str | None,
-        typer.Option(
-            "--certificate-password",
-            help="certificate: reference to the certificate password (vault://, env:, file:).",
-        ),
-    ] = None,
-    certificate_password_env: Annotated[
-        str | None, typer.Option(help="certificate: env var holding the certificate password.")
-    ] = None,
-    certificate_password_file: Annotated[
-        str | None, typer.Option(help="certificate: file holding the certificate password.")
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token", help="bearer-token: reference to an access token (vault://, env:, file:)."
-        ),
-    ] = None,
-    token_env: Annotated[
-        str | None, typer.Option(help="bearer-token: env var holding an access token.")
-    ] = None,
-    token_file: Annotated[
-        str | None, typer.Option(help="bearer-token: file holding an access token.")
-    ] = None,
+    tenant_id: options.TenantId = None,
+    client_id: options.ClientId = None,
+    client_secret: options.ClientSecret = None,
+    client_secret_env: options.ClientSecretEnv = None,
+    client_secret_file: options.ClientSecretFile = None,
+    certificate_path: options.CertificatePath = None,
+    certificate_password: options.CertificatePassword = None,
+    certificate_password_env: options.CertificatePasswordEnv = None,
+    certificate_password_file: options.CertificatePasswordFile = None,
+    token: options.Token = None,
+    token_env: options.TokenEnv = None,
+    token_file: options.TokenFile = None,
     ca_bundle: Annotated[
         str | None, typer.Option(help="PEM file of CAs to trust (e.g. the emulator's --tls cert).")
     ] = None,
-    insecure: Annotated[
-        bool, typer.Option("--insecure", help="Do not verify TLS certificates (local only).")
-    ] = False,
+    insecure: options.Insecure = False,
     replace: Annotated[
         bool, typer.Option("--replace", help="Update the platform if the name exists.")
     ] = False,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from polysync.cli import render
+from polysync.cli import options, render
 from polysync.cli.runtime import session
 from polysync.domain.models import AuthMode
 from polysync.domain.secrets import Writer
@@ -38,39 +38,18 @@ def vault_add(
     auth: Annotated[
         AuthMode, typer.Option(help="How Polysync authenticates to the vault (not shared-key).")
     ] = AuthMode.MANAGED_IDENTITY,
-    tenant_id: Annotated[str | None, typer.Option(help="Entra ID tenant id.")] = None,
-    client_id: Annotated[
-        str | None, typer.Option(help="App (client) id; for managed-identity, a user-assigned id.")
-    ] = None,
-    client_secret: Annotated[
-        str | None, typer.Option("--client-secret", help=f"service-principal: {_REF}.")
-    ] = None,
-    client_secret_env: Annotated[
-        str | None, typer.Option(help="service-principal: env var holding the client secret.")
-    ] = None,
-    client_secret_file: Annotated[
-        str | None, typer.Option(help="service-principal: file holding the client secret.")
-    ] = None,
-    certificate_path: Annotated[
-        str | None,
-        typer.Option(help="certificate: PEM/PKCS12 file, or a vault:// reference to it."),
-    ] = None,
-    certificate_password: Annotated[
-        str | None, typer.Option("--certificate-password", help=f"certificate: {_REF}.")
-    ] = None,
-    certificate_password_env: Annotated[
-        str | None, typer.Option(help="certificate: env var holding the certificate password.")
-    ] = None,
-    certificate_password_file: Annotated[
-        str | None, typer.Option(help="certificate: file holding the certificate password.")
-    ] = None,
-    token: Annotated[str | None, typer.Option("--token", help=f"bearer-token: {_REF}.")] = None,
-    token_env: Annotated[
-        str | None, typer.Option(help="bearer-token: env var holding an access token.")
-    ] = None,
-    token_file: Annotated[
-        str | None, typer.Option(help="bearer-token: file holding an access token.")
-    ] = None,
+    tenant_id: options.TenantId = None,
+    client_id: options.ClientId = None,
+    client_secret: options.ClientSecret = None,
+    client_secret_env: options.ClientSecretEnv = None,
+    client_secret_file: options.ClientSecretFile = None,
+    certificate_path: options.CertificatePath = None,
+    certificate_password: options.CertificatePassword = None,
+    certificate_password_env: options.CertificatePasswordEnv = None,
+    certificate_password_file: options.CertificatePasswordFile = None,
+    token: options.Token = None,
+    token_env: options.TokenEnv = None,
+    token_file: options.TokenFile = None,
     task_secrets: Annotated[
         list[str] | None,
         typer.Option(
@@ -86,9 +65,7 @@ def vault_add(
     ca_bundle: Annotated[
         str | None, typer.Option(help="PEM file of CAs to trust (e.g. the local Key Vault's).")
     ] = None,
-    insecure: Annotated[
-        bool, typer.Option("--insecure", help="Do not verify TLS certificates (local only).")
-    ] = False,
+    insecure: options.Insecure = False,
     replace: Annotated[
         bool, typer.Option("--replace", help="Update the vault if the name exists.")
     ] = False,

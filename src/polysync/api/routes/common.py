@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from polysync.api.auth import Principal, Role, require
 from polysync.api.problems import Conflict
@@ -34,6 +35,35 @@ Force = Annotated[
 ]
 Limit = Annotated[int, Query(**within(limits.PAGE_SIZE), description="Page size.")]
 Offset = Annotated[int, Query(**within(limits.OFFSET), description="Items to skip.")]
+
+
+Text = Annotated[str, Field(max_length=limits.PLATFORM_FIELD.max_len)]
+
+
+class CredentialFields(BaseModel):
+    """How a platform or a vault authenticates; secrets only as references (0010).
+
+    ``*_ref`` takes ``vault://VAULT/SECRET``; ``env:``/``file:`` (and ``*_env`` / ``*_file``,
+    a certificate path, a CA bundle — all read by the server from its own environment and
+    files) only where the host's ``[server] host_references`` allows them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: Text | None = None
+    client_id: Text | None = None
+    client_secret_ref: Text | None = None
+    client_secret_env: Text | None = None
+    client_secret_file: Text | None = None
+    certificate_path: Text | None = None
+    certificate_password_ref: Text | None = None
+    certificate_password_env: Text | None = None
+    certificate_password_file: Text | None = None
+    token_ref: Text | None = None
+    token_env: Text | None = None
+    token_file: Text | None = None
+    verify_tls: bool = True
+    ca_bundle: Text | None = None
 
 
 def sees_references(who: Principal) -> bool:

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from polysync.api.deps import get_services
 from polysync.api.routes.common import (
     Admin,
+    CredentialFields,
     Force,
     Limit,
     Name,
     Offset,
+    Text,
     Viewer,
     page,
     problems,
@@ -33,15 +35,9 @@ from polysync.services.context import Services
 router = APIRouter(prefix="/api/platforms", tags=["platforms"])
 Svc = Annotated[Services, Depends(get_services)]
 
-Text = Annotated[str, Field(max_length=limits.PLATFORM_FIELD.max_len)]
 
-
-class PlatformFields(BaseModel):
-    """A Batch account. Secrets only as references: ``*_ref`` takes ``vault://VAULT/SECRET``
-    (``env:``/``file:`` and ``*_env``/``*_file`` only where the host's ``[server]
-    host_references`` allows them, decision 0010)."""
-
-    model_config = ConfigDict(extra="forbid")
+class PlatformFields(CredentialFields):
+    """A Batch account; its credential as a reference (see ``CredentialFields``)."""
 
     account_url: Text = Field(description="https://<account>.<region>.batch.azure.com")
     account_name: Text = Field(examples=["myaccount"])
@@ -51,20 +47,6 @@ class PlatformFields(BaseModel):
     key_ref: Text | None = None
     key_env: Text | None = None
     key_file: Text | None = None
-    tenant_id: Text | None = None
-    client_id: Text | None = None
-    client_secret_ref: Text | None = None
-    client_secret_env: Text | None = None
-    client_secret_file: Text | None = None
-    certificate_path: Text | None = None
-    certificate_password_ref: Text | None = None
-    certificate_password_env: Text | None = None
-    certificate_password_file: Text | None = None
-    token_ref: Text | None = None
-    token_env: Text | None = None
-    token_file: Text | None = None
-    verify_tls: bool = True
-    ca_bundle: Text | None = None
 
     def to_input(self, name: str) -> platform_service.PlatformInput:
         return platform_service.PlatformInput(name=name, **self.model_dump(exclude={"name"}))

@@ -11,14 +11,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from polysync.api.deps import get_services
 from polysync.api.routes.common import (
     Admin,
+    CredentialFields,
     Name,
     Operator,
+    Text,
     problems,
     refused_is_conflict,
     sees_credentials,
@@ -32,31 +34,14 @@ from polysync.services.context import Services
 router = APIRouter(prefix="/api/vaults", tags=["vaults"])
 Svc = Annotated[Services, Depends(get_services)]
 
-Text = Annotated[str, Field(max_length=2000)]
 Pattern = Annotated[str, Field(min_length=1, max_length=127)]
 
 
-class VaultFields(BaseModel):
-    """An Azure Key Vault. Its credential only as a reference (``*_ref``)."""
-
-    model_config = ConfigDict(extra="forbid")
+class VaultFields(CredentialFields):
+    """An Azure Key Vault; its credential as a reference (see ``CredentialFields``)."""
 
     url: Text = Field(description="https://<vault-name>.vault.azure.net/")
     auth: AuthMode = AuthMode.MANAGED_IDENTITY
-    tenant_id: Text | None = None
-    client_id: Text | None = None
-    client_secret_ref: Text | None = None
-    client_secret_env: Text | None = None
-    client_secret_file: Text | None = None
-    certificate_path: Text | None = None
-    certificate_password_ref: Text | None = None
-    certificate_password_env: Text | None = None
-    certificate_password_file: Text | None = None
-    token_ref: Text | None = None
-    token_env: Text | None = None
-    token_file: Text | None = None
-    verify_tls: bool = True
-    ca_bundle: Text | None = None
     task_secrets: Annotated[list[Pattern], Field(max_length=100)] = Field(
         default=["*"],
         description="Secret names (globs) Task parameters may read; [] for none.",
