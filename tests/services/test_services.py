@@ -294,3 +294,40 @@ async def test_an_outcome_decided_before_a_cancel_request_is_not_recorded(
     decided = await run_service.refresh_run(svc, held)
     assert decided.state is RunState.CANCELLED  # the terminate-like failure, now a cancel
     assert [h.to_state for h in decided.history][-1] is RunState.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("pinned", "to_type", "refused"),
+    [
+        # A typed change re-checks every pinned value (it used to fail only at run time).
+        ("seven", "Int", "is not a whole number"),
+        ("3.5", "Int", "is not a whole number"),
+        ("maybe", "Bool", "is not a boolean"),
+        ("{not json", "JSON", "is not valid JSON"),
+        # A literal never becomes a Secret (it would sit in the database in clear)…
+        ("hunter2-literal", "Secret", "holds a literal"),
+        # …and a literal that looks like a reference would become one.
+        ("env:HOME", "Secret", None),  # the host may write env: (decision 0010)
+        ("vault://nope/x", "Secret", "no Secret Vault named 'nope'"),
+        ("7", "Int", None),
+    ],
+)
+async def test_a_type_change_rechecks_every_pinned_value(
+    svc: Services, batch: BatchClient, pinned: str, to_type: str, refused: str | None
+) -> None:
+    tpl = template(batch, env={"P": "1"})  # a default every type accepts (a Secret drops it)
+    await job_service.import_jobs(svc, "local", [tpl])
+    task_service.create_task(svc, "pins", tpl, {"P": pinned}, writer=Writer.HOST)
+    edit = job_service.ParamEdit("P", data_type=to_type)
+    if refused is None:
+        job_service.set_parameter(svc, tpl, edit, writer=Writer.HOST)
+        assert svc.store.get_job(tpl).parameter("P").data_type.value == to_type  # type: ignore[union-attr]  # the parameter exists
+        return
+    with pytest.raises(InputError) as info:
+        job_service.set_parameter(svc, tpl, edit, writer=Writer.HOST)
+    message = str(info.value)
+    assert f"parameter P of job {tpl} cannot become {to_type}" in message
+    assert "task pins" in message
+    assert refused in message
+    assert "hunter2" not in message or to_type != "Secret"
+    assert svc.store.get_job(tpl).parameter("P").data_type is DataType.STRING  # type: ignore[union-attr]  # the parameter exists
