@@ -245,6 +245,7 @@ def test_every_console_page_obeys_the_csp(
         f"/jobs/{job}",
         "/platforms",
         "/platforms/local/discover",
+        "/vaults",
     ):
         visit(path)
     # Scripted parts: the help dialog (its opener was an inline onclick), the live badge,
@@ -262,6 +263,7 @@ def test_every_console_page_obeys_the_csp(
     visit("/jobs/none-such", status=404)
     signed_in(context, console, "viewer")
     visit("/tasks/new", status=403)  # the "Not allowed" page
+    visit("/vaults", status=403)
 
     assert [v for v in visited if v[1]] == []
     assert complaints == []

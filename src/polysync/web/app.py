@@ -18,6 +18,7 @@ check alone.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,17 +54,21 @@ from polysync.domain.models import (
     Job,
     RetryPolicy,
     RunState,
+    SecretVault,
     Task,
 )
 from polysync.domain.parameters import OUTPUT_NOT_SUPPORTED
-from polysync.domain.secrets import Writer
+from polysync.domain.secrets import Writer, looks_like_ref
 from polysync.errors import InputError, NotFoundError, PolysyncError
 from polysync.services import code_access
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
+from polysync.services import vaults as vault_service
 from polysync.services.context import Services
+from polysync.services.views import vault_view
+from polysync.vaults.checks import VaultCheck
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,7 @@ PAGE_SIZE = 50
 DISCOVER_PAGE_SIZE = 25
 NAV = (("r", "/runs", "Runs"), ("t", "/tasks", "Tasks"), ("j", "/jobs", "Jobs"))
 NAV_PLATFORMS = ("p", "/platforms", "Platforms")
+NAV_VAULTS = ("v", "/vaults", "Vaults")  # operators and admins (viewers: a 403 page)
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -255,6 +261,8 @@ def _render(
     nav = list(NAV)
     if viewer is not None:
         nav.append(NAV_PLATFORMS)
+        if viewer.may(Role.OPERATOR):
+            nav.append(NAV_VAULTS)
     token = viewer.csrf if viewer else ""
     html = _env.get_template(template).render(
         principal=viewer,
@@ -552,6 +560,183 @@ async def import_templates(request: Request, name: str) -> Response:
         lines.extend(o.changes)
     target = _path("jobs", outcomes[0].job.name) if len(outcomes) == 1 else "/jobs"
     return _redirect(target, *lines)
+
+
+# -- vaults ------------------------------------------------------------------------------
+
+_VAULT_FIELDS = (
+    "name",
+    "url",
+    "auth",
+    "credential",
+    "tenant_id",
+    "client_id",
+    "certificate",
+    "ca_bundle",
+    "verify_tls",
+    "task_secrets",
+    "replace",
+)
+# The one credential field of the form → the service's reference field for that mode.
+# shared-key is mapped too, so the service gives its own sentence for it (Entra ID only).
+_VAULT_CREDENTIAL = {
+    AuthMode.SHARED_KEY: "key_ref",
+    AuthMode.SERVICE_PRINCIPAL: "client_secret_ref",
+    AuthMode.CERTIFICATE: "certificate_password_ref",
+    AuthMode.BEARER_TOKEN: "token_ref",
+}
+_PATTERN_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def _vault_form(vault: SecretVault | None) -> dict[str, str]:
+    """The add form, empty or filled with ``vault``'s settings (to replace them)."""
+    if vault is None:
+        return {
+            **dict.fromkeys(_VAULT_FIELDS, ""),
+            "auth": AuthMode.MANAGED_IDENTITY.value,
+            "verify_tls": "1",
+            "task_secrets": "*",
+        }
+    auth = vault.auth
+    return {
+        "name": vault.name,
+        "url": vault.url,
+        "auth": auth.mode.value,
+        "credential": str(auth.secret) if auth.secret else "",
+        "tenant_id": auth.tenant_id or "",
+        "client_id": auth.client_id or "",
+        "certificate": auth.certificate_path or "",
+        "ca_bundle": vault.ca_bundle or "",
+        "verify_tls": "1" if vault.verify_tls else "",
+        "task_secrets": ", ".join(vault.task_secrets),
+        "replace": "1",
+    }
+
+
+def _posted_vault_form(form: Mapping[str, str]) -> dict[str, str]:
+    """What a refused form shows again. A credential that is not a reference is not
+    echoed back: it is most likely a secret pasted into the wrong field."""
+    kept = {k: form.get(k, "") for k in _VAULT_FIELDS}
+    if not looks_like_ref(kept["credential"].strip()):
+        kept["credential"] = ""
+    return kept
+
+
+def vault_input(form: Mapping[str, str]) -> vault_service.VaultInput:
+    """The add form → the service's input (the service validates every field)."""
+    try:
+        mode = AuthMode(form.get("auth", "") or AuthMode.MANAGED_IDENTITY.value)
+    except ValueError:
+        raise InputError(
+            f"authentication {form.get('auth')!r} is not valid: use one of "
+            f"{', '.join(m.value for m in vault_service.VAULT_AUTH_MODES)}."
+        ) from None
+    credential = form.get("credential", "").strip() or None
+    field = _VAULT_CREDENTIAL.get(mode)
+    if credential is not None and field is None:
+        # Refused rather than dropped: a credential that is silently not used is a
+        # surprise the admin finds only when the vault refuses Polysync.
+        raise InputError(
+            f"authentication {mode.value} takes no credential reference: empty the "
+            "Credential reference field, or choose service-principal, certificate or "
+            "bearer-token."
+        )
+    secret = {field: credential} if field is not None else {}
+    patterns = tuple(p for p in _PATTERN_SEPARATORS.split(form.get("task_secrets", "")) if p)
+    return vault_service.VaultInput(
+        name=form.get("name", "").strip(),
+        url=form.get("url", "").strip(),
+        auth=mode,
+        tenant_id=form.get("tenant_id", "").strip() or None,
+        client_id=form.get("client_id", "").strip() or None,
+        certificate_path=form.get("certificate", "").strip() or None,
+        ca_bundle=form.get("ca_bundle", "").strip() or None,
+        verify_tls=form.get("verify_tls") == "1",
+        task_secrets=patterns,
+        **secret,
+    )
+
+
+def _vault_page(
+    request: Request,
+    viewer: Viewer,
+    form: Mapping[str, str],
+    *,
+    status: int = 200,
+    error: str = "",
+    checks: Mapping[str, list[VaultCheck]] | None = None,
+) -> HTMLResponse:
+    svc = _services(request)
+    admin = viewer.may(Role.ADMIN)
+    found = svc.store.list_vaults()
+    return _render(
+        request,
+        "vaults.html",
+        viewer,
+        status=status,
+        error=error or None,
+        title="Secret Vaults",
+        # The API's view: where credentials are read from only for admins (0010 §4).
+        vaults=[vault_view(v, reveal=admin) for v in found],
+        used_by={v.name: svc.store.vault_users(v.name) for v in found} if admin else {},
+        checks=checks or {},
+        form=form if admin else {},
+        auth_modes=[m.value for m in vault_service.VAULT_AUTH_MODES],
+    )
+
+
+@router.get("/vaults", response_class=HTMLResponse)
+async def vaults_page(request: Request, edit: str = "") -> Response:
+    viewer = _need(request, Role.OPERATOR)
+    vault = None
+    if edit and viewer.may(Role.ADMIN):
+        vault = _services(request).store.get_vault(edit)  # unknown: a 404 page
+    return _vault_page(request, viewer, _vault_form(vault))
+
+
+@router.post("/vaults", response_class=HTMLResponse)
+async def vault_save(request: Request) -> Response:
+    viewer = _need(request, Role.ADMIN)
+    form = await _form(request)
+    try:
+        vault = vault_service.add_vault(
+            _services(request),
+            vault_input(form),
+            # A console admin is an ADMIN writer, held to the host's allow-list.
+            writer=Writer.for_role(viewer.role),
+            replace_existing=form.get("replace") == "1",
+        )
+    except PolysyncError as exc:
+        return _vault_page(
+            request, viewer, _posted_vault_form(form), status=status_of(exc), error=str(exc)
+        )
+    return _redirect(
+        "/vaults",
+        f"Secret Vault {vault.name} saved. Test its connectivity; Secret parameters refer to "
+        f"its secrets as vault://{vault.name}/SECRET.",
+    )
+
+
+@router.post("/vaults/{name}/test", response_class=HTMLResponse)
+async def vault_test(request: Request, name: str) -> Response:
+    # Rendered in place (no redirect): the checks are a report, not a change to keep.
+    viewer = _need(request, Role.ADMIN)
+    svc = _services(request)
+    vault = svc.store.get_vault(name)
+    checks = await vault_service.test_vault(svc, vault.name)
+    return _vault_page(request, viewer, _vault_form(None), checks={vault.name: checks})
+
+
+@router.post("/vaults/{name}/delete", response_class=HTMLResponse)
+async def vault_remove(request: Request, name: str) -> Response:
+    viewer = _need(request, Role.ADMIN)
+    try:
+        vault_service.remove_vault(_services(request), name)
+    except PolysyncError as exc:
+        # A plain InputError is "still in use": a conflict, as the API answers it (409).
+        status = 409 if type(exc) is InputError else status_of(exc)
+        return _vault_page(request, viewer, _vault_form(None), status=status, error=str(exc))
+    return _redirect("/vaults", f"Secret Vault {name} removed.")
 
 
 # -- jobs --------------------------------------------------------------------------------

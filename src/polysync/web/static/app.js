@@ -43,8 +43,8 @@
   }
 
   // -- keyboard shortcuts: "g r" runs, "g t" tasks, "g j" jobs, "g p" platforms,
-  //    "/" focus the first filter, "?" help ---------------------------------------------
-  const GO = { r: "/runs", t: "/tasks", j: "/jobs", p: "/platforms" };
+  //    "g v" vaults, "/" focus the first filter, "?" help --------------------------------
+  const GO = { r: "/runs", t: "/tasks", j: "/jobs", p: "/platforms", v: "/vaults" };
   for (const btn of document.querySelectorAll("[data-open-help]")) {
     btn.addEventListener("click", () => {
       const help = document.getElementById("help");
