@@ -460,7 +460,12 @@ def test_vaults_in_the_browser(
     page.get_by_role("link", name="New task for this job").click()
     page.get_by_label("Task name").fill("web-vault")
     field = page.get_by_label("TOKEN")
+    field.fill("env:HOME")  # checked as typed: the console never takes env:/file:
+    expect(field).to_have_attribute("aria-invalid", "true")
+    message = page.locator("#" + str(field.get_attribute("aria-describedby")).split()[0])
+    expect(message).to_contain_text("env: and file: references are refused")
     field.fill("vault://kvweb/web-token")
+    expect(field).to_have_attribute("aria-invalid", "false")
     page.get_by_role("button", name="Create task").click()
     expect(page).to_have_url(console.url + "/tasks/web-vault")
     expect(page.get_by_label("TOKEN")).to_have_value("vault://kvweb/web-token")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,7 +67,7 @@ from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
 from polysync.services import vaults as vault_service
 from polysync.services.context import Services
-from polysync.services.views import vault_view
+from polysync.services.views import HIDDEN, secret_names, vault_view
 from polysync.vaults.checks import VaultCheck
 
 log = logging.getLogger(__name__)
@@ -341,6 +341,36 @@ def _seconds(value: str, label: str) -> int | None:
         return parse_duration_text(value)
     except InputError as exc:
         raise InputError(f"{label}: {exc}") from None
+
+
+def _sees_references(viewer: Viewer) -> bool:
+    """Operators and admins see Secret parameters' references (they edit them); viewers
+    never do (decision 0010 §4), the same line as the API's ``sees_references``."""
+    return viewer.may(Role.OPERATOR)
+
+
+def _shown_job(viewer: Viewer, job: Job) -> Job:
+    """The job as ``viewer`` may see it: Secret defaults read ``***`` for viewers.
+
+    Masked here, before any template sees the job, so no page can show a reference by
+    forgetting to hide it."""
+    if _sees_references(viewer):
+        return job
+    params = tuple(
+        replace(p, default=HIDDEN)
+        if p.data_type is DataType.SECRET and p.default is not None
+        else p
+        for p in job.parameters
+    )
+    return replace(job, parameters=params)
+
+
+def _shown_task(viewer: Viewer, task: Task, secrets: frozenset[str]) -> Task:
+    """The task as ``viewer`` may see it: values of the Secret parameters ``secrets``
+    read ``***`` for viewers."""
+    if _sees_references(viewer):
+        return task
+    return replace(task, params={k: HIDDEN if k in secrets else v for k, v in task.params.items()})
 
 
 # -- sign-in -----------------------------------------------------------------------------
@@ -765,7 +795,7 @@ def _job_page(
         status=status,
         error=error or None,
         title=f"Job {job.name}",
-        job=job,
+        job=_shown_job(viewer, job),
         tasks=svc.store.list_tasks(job=job.name),
         data_types=[t.value for t in DataType],
         directions=[d.value for d in Direction],
@@ -922,9 +952,12 @@ async def job_sync(request: Request, name: str) -> Response:
 @router.get("/tasks", response_class=HTMLResponse)
 async def tasks_page(request: Request) -> Response:
     viewer = _need(request)
-    return _render(
-        request, "tasks.html", viewer, title="Tasks", tasks=_services(request).store.list_tasks()
-    )
+    svc = _services(request)
+    secrets = {j.name: secret_names(j) for j in svc.store.list_jobs()}
+    tasks = [
+        _shown_task(viewer, t, secrets.get(t.job, frozenset())) for t in svc.store.list_tasks()
+    ]
+    return _render(request, "tasks.html", viewer, title="Tasks", tasks=tasks)
 
 
 def _task_form(task: Task | None) -> dict[str, Any]:
@@ -994,6 +1027,8 @@ def _task_page(
 ) -> HTMLResponse:
     svc = _services(request)
     runs = svc.store.list_runs(task=task.name, limit=10, with_history=False) if task else []
+    if job is not None:
+        job = _shown_job(viewer, job)
     return _render(
         request,
         "task.html",
@@ -1054,9 +1089,9 @@ async def task_page(request: Request, name: str) -> Response:
     viewer = _need(request)
     svc = _services(request)
     task = svc.store.get_task(name)
-    return _task_page(
-        request, viewer, job=svc.store.get_job(task.job), task=task, form=_task_form(task)
-    )
+    job = svc.store.get_job(task.job)
+    task = _shown_task(viewer, task, secret_names(job))
+    return _task_page(request, viewer, job=job, task=task, form=_task_form(task))
 
 
 @router.post("/tasks/{name}", response_class=HTMLResponse)
