@@ -48,6 +48,13 @@ KEY_ENV = "POLYSYNC_WEB_TEST_KEY"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 # A laptop screen: the console must be readable at this size.
 VIEWPORT = {"width": 1366, "height": 768}
+# Collects CSP violations from the first moment of every document (an init script).
+CSP_PROBE = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +120,13 @@ class _ThreadedServer:
         self.thread.join(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def console(
-    tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorServer
-) -> Iterator[Console]:
+@contextmanager
+def serve_console(home: Path, emulator: EmulatorServer, *, config: str = "") -> Iterator[Console]:
+    """`polysync server` on a free loopback port; ``config``: the text of its config.toml,
+    written before the server reads its settings (as a deployer would)."""
     os.environ[KEY_ENV] = DEFAULT_KEY  # the platform reads its key from here (a reference)
-    home = tmp_path_factory.mktemp("home")
+    if config:
+        (home / "config.toml").write_text(config)
     settings = load_settings({"home": home}, environ={})
     svc = open_services(settings)
     add_emulator_platform(svc, emulator, KEY_ENV, resource_group="rg-web")
@@ -140,6 +148,14 @@ def console(
     finally:
         server.stop()
         os.environ.pop(KEY_ENV, None)
+
+
+@pytest.fixture(scope="module")
+def console(
+    tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorServer
+) -> Iterator[Console]:
+    with serve_console(tmp_path_factory.mktemp("home"), emulator) as running:
+        yield running
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop running on the main
@@ -227,3 +243,9 @@ def signed_in(context: BrowserContext, console: Console, role: str = "admin") ->
 def screenshot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def csp_events(page: Page) -> list[str]:
+    """The CSP violations the current document reported (needs ``CSP_PROBE``)."""
+    found: list[str] = page.evaluate("window.__csp || []")
+    return found

@@ -11,7 +11,9 @@ import pytest
 from azure.batch import BatchClient
 
 from polysync.domain.models import BackoffStrategy, Job, JobOverrides, RetryPolicy
+from polysync.domain.secrets import Writer
 from polysync.errors import InputError
+from polysync.services import vaults as vault_service
 from polysync.web import app as web
 from tests.web.conftest import Console, make_template
 
@@ -38,7 +40,7 @@ def csrf_of(client: httpx.Client, path: str = "/runs") -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("path", ["/runs", "/tasks", "/jobs", "/platforms", "/runs/1"])
+@pytest.mark.parametrize("path", ["/runs", "/tasks", "/jobs", "/platforms", "/runs/1", "/vaults"])
 def test_pages_need_sign_in(browser_like: httpx.Client, path: str) -> None:
     resp = browser_like.get(path)
     assert resp.status_code == 303
@@ -260,6 +262,12 @@ def test_every_form_that_changes_something_carries_the_csrf_token(
         assert resp.status_code == 201, resp.text
         assert api.post("/api/tasks", json={"name": "forms", "job": template}).status_code == 201
         run_id = api.post("/api/tasks/forms/runs", json={}).json()["id"]
+    # A vault, so that its row's Test and Remove forms are on the page too.
+    vault_service.add_vault(
+        console.services,
+        vault_service.VaultInput(name="forms-kv", url="https://forms-kv.vault.azure.net/"),
+        writer=Writer.HOST,
+    )
     token = sign_in(browser_like, console, "admin")
     pages = [
         "/runs",
@@ -270,6 +278,8 @@ def test_every_form_that_changes_something_carries_the_csrf_token(
         f"/jobs/{template}",
         "/platforms",
         f"/platforms/local/discover?prefix={template}",
+        "/vaults",
+        "/vaults?edit=forms-kv",
     ]
     seen = 0
     for path in pages:
@@ -281,4 +291,4 @@ def test_every_form_that_changes_something_carries_the_csrf_token(
         for action, hidden in parser.forms:
             assert hidden.get("csrf_token") == token, (path, action)
             seen += 1
-    assert seen >= 12  # sign-out on every page, run, cancel, sync, params, overrides, ...
+    assert seen >= 16  # sign-out on every page, run, cancel, sync, params, vaults, ...

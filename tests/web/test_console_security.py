@@ -24,17 +24,16 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Response, 
 from polysync.domain.models import RunState
 from polysync.domain.secrets import Writer
 from polysync.services import tasks as task_service
-from tests.web.conftest import Console, make_template, screenshot, signed_in
+from tests.web.conftest import (
+    CSP_PROBE,
+    Console,
+    csp_events,
+    make_template,
+    screenshot,
+    signed_in,
+)
 
 pytestmark = pytest.mark.timeout(180)
-
-# Collects CSP violations from the first moment of every document.
-CSP_PROBE = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
-});
-"""
 
 
 class AttackerSite:
@@ -201,11 +200,6 @@ def test_pages_of_another_port_cannot_act_for_a_signed_in_admin(
     _wait_run(console, victim_run, RunState.CANCELLED, timeout_s=30)
 
 
-def _csp_events(page: Page) -> list[str]:
-    found: list[str] = page.evaluate("window.__csp || []")
-    return found
-
-
 def test_every_console_page_obeys_the_csp(
     context: BrowserContext, page: Page, console: Console, batch: BatchClient
 ) -> None:
@@ -236,7 +230,7 @@ def test_every_console_page_obeys_the_csp(
         assert "script-src 'self'" in csp, path
         assert "unsafe-inline" not in csp, path
         page.wait_for_load_state("load")
-        visited.append((path, ", ".join(_csp_events(page))))
+        visited.append((path, ", ".join(csp_events(page))))
 
     visit("/signin")
     signed_in(context, console, "admin")
@@ -251,6 +245,7 @@ def test_every_console_page_obeys_the_csp(
         f"/jobs/{job}",
         "/platforms",
         "/platforms/local/discover",
+        "/vaults",
     ):
         visit(path)
     # Scripted parts: the help dialog (its opener was an inline onclick), the live badge,
@@ -264,10 +259,11 @@ def test_every_console_page_obeys_the_csp(
     visit(f"/runs/{run_id}")
     expect(page.locator("h1 [data-run-field=state]")).to_have_text("Succeeded", timeout=30_000)
     expect(page.locator("[data-live-status]")).to_have_text("live")
-    visited.append(("scripted", ", ".join(_csp_events(page))))
+    visited.append(("scripted", ", ".join(csp_events(page))))
     visit("/jobs/none-such", status=404)
     signed_in(context, console, "viewer")
     visit("/tasks/new", status=403)  # the "Not allowed" page
+    visit("/vaults", status=403)
 
     assert [v for v in visited if v[1]] == []
     assert complaints == []
@@ -311,5 +307,5 @@ def test_docs_render_from_this_server_alone(
     for url in requests:
         parts = urlsplit(url)
         assert parts.scheme == "data" or parts.hostname == "127.0.0.1", url
-    assert _csp_events(page) == []
+    assert csp_events(page) == []
     assert complaints == []

@@ -18,8 +18,9 @@ check alone.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,17 +54,21 @@ from polysync.domain.models import (
     Job,
     RetryPolicy,
     RunState,
+    SecretVault,
     Task,
 )
 from polysync.domain.parameters import OUTPUT_NOT_SUPPORTED
-from polysync.domain.secrets import Writer
+from polysync.domain.secrets import Writer, looks_like_ref
 from polysync.errors import InputError, NotFoundError, PolysyncError
 from polysync.services import code_access
 from polysync.services import jobs as job_service
 from polysync.services import platforms as platform_service
 from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
+from polysync.services import vaults as vault_service
 from polysync.services.context import Services
+from polysync.services.views import HIDDEN, secret_names, vault_view
+from polysync.vaults.checks import VaultCheck
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,7 @@ PAGE_SIZE = 50
 DISCOVER_PAGE_SIZE = 25
 NAV = (("r", "/runs", "Runs"), ("t", "/tasks", "Tasks"), ("j", "/jobs", "Jobs"))
 NAV_PLATFORMS = ("p", "/platforms", "Platforms")
+NAV_VAULTS = ("v", "/vaults", "Vaults")  # operators and admins (viewers: a 403 page)
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -255,6 +261,8 @@ def _render(
     nav = list(NAV)
     if viewer is not None:
         nav.append(NAV_PLATFORMS)
+        if viewer.may(Role.OPERATOR):
+            nav.append(NAV_VAULTS)
     token = viewer.csrf if viewer else ""
     html = _env.get_template(template).render(
         principal=viewer,
@@ -333,6 +341,36 @@ def _seconds(value: str, label: str) -> int | None:
         return parse_duration_text(value)
     except InputError as exc:
         raise InputError(f"{label}: {exc}") from None
+
+
+def _sees_references(viewer: Viewer) -> bool:
+    """Operators and admins see Secret parameters' references (they edit them); viewers
+    never do (decision 0010 §4), the same line as the API's ``sees_references``."""
+    return viewer.may(Role.OPERATOR)
+
+
+def _shown_job(viewer: Viewer, job: Job) -> Job:
+    """The job as ``viewer`` may see it: Secret defaults read ``***`` for viewers.
+
+    Masked here, before any template sees the job, so no page can show a reference by
+    forgetting to hide it."""
+    if _sees_references(viewer):
+        return job
+    params = tuple(
+        replace(p, default=HIDDEN)
+        if p.data_type is DataType.SECRET and p.default is not None
+        else p
+        for p in job.parameters
+    )
+    return replace(job, parameters=params)
+
+
+def _shown_task(viewer: Viewer, task: Task, secrets: frozenset[str]) -> Task:
+    """The task as ``viewer`` may see it: values of the Secret parameters ``secrets``
+    read ``***`` for viewers."""
+    if _sees_references(viewer):
+        return task
+    return replace(task, params={k: HIDDEN if k in secrets else v for k, v in task.params.items()})
 
 
 # -- sign-in -----------------------------------------------------------------------------
@@ -554,6 +592,183 @@ async def import_templates(request: Request, name: str) -> Response:
     return _redirect(target, *lines)
 
 
+# -- vaults ------------------------------------------------------------------------------
+
+_VAULT_FIELDS = (
+    "name",
+    "url",
+    "auth",
+    "credential",
+    "tenant_id",
+    "client_id",
+    "certificate",
+    "ca_bundle",
+    "verify_tls",
+    "task_secrets",
+    "replace",
+)
+# The one credential field of the form → the service's reference field for that mode.
+# shared-key is mapped too, so the service gives its own sentence for it (Entra ID only).
+_VAULT_CREDENTIAL = {
+    AuthMode.SHARED_KEY: "key_ref",
+    AuthMode.SERVICE_PRINCIPAL: "client_secret_ref",
+    AuthMode.CERTIFICATE: "certificate_password_ref",
+    AuthMode.BEARER_TOKEN: "token_ref",
+}
+_PATTERN_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def _vault_form(vault: SecretVault | None) -> dict[str, str]:
+    """The add form, empty or filled with ``vault``'s settings (to replace them)."""
+    if vault is None:
+        return {
+            **dict.fromkeys(_VAULT_FIELDS, ""),
+            "auth": AuthMode.MANAGED_IDENTITY.value,
+            "verify_tls": "1",
+            "task_secrets": "*",
+        }
+    auth = vault.auth
+    return {
+        "name": vault.name,
+        "url": vault.url,
+        "auth": auth.mode.value,
+        "credential": str(auth.secret) if auth.secret else "",
+        "tenant_id": auth.tenant_id or "",
+        "client_id": auth.client_id or "",
+        "certificate": auth.certificate_path or "",
+        "ca_bundle": vault.ca_bundle or "",
+        "verify_tls": "1" if vault.verify_tls else "",
+        "task_secrets": ", ".join(vault.task_secrets),
+        "replace": "1",
+    }
+
+
+def _posted_vault_form(form: Mapping[str, str]) -> dict[str, str]:
+    """What a refused form shows again. A credential that is not a reference is not
+    echoed back: it is most likely a secret pasted into the wrong field."""
+    kept = {k: form.get(k, "") for k in _VAULT_FIELDS}
+    if not looks_like_ref(kept["credential"].strip()):
+        kept["credential"] = ""
+    return kept
+
+
+def vault_input(form: Mapping[str, str]) -> vault_service.VaultInput:
+    """The add form → the service's input (the service validates every field)."""
+    try:
+        mode = AuthMode(form.get("auth", "") or AuthMode.MANAGED_IDENTITY.value)
+    except ValueError:
+        raise InputError(
+            f"authentication {form.get('auth')!r} is not valid: use one of "
+            f"{', '.join(m.value for m in vault_service.VAULT_AUTH_MODES)}."
+        ) from None
+    credential = form.get("credential", "").strip() or None
+    field = _VAULT_CREDENTIAL.get(mode)
+    if credential is not None and field is None:
+        # Refused rather than dropped: a credential that is silently not used is a
+        # surprise the admin finds only when the vault refuses Polysync.
+        raise InputError(
+            f"authentication {mode.value} takes no credential reference: empty the "
+            "Credential reference field, or choose service-principal, certificate or "
+            "bearer-token."
+        )
+    secret = {field: credential} if field is not None else {}
+    patterns = tuple(p for p in _PATTERN_SEPARATORS.split(form.get("task_secrets", "")) if p)
+    return vault_service.VaultInput(
+        name=form.get("name", "").strip(),
+        url=form.get("url", "").strip(),
+        auth=mode,
+        tenant_id=form.get("tenant_id", "").strip() or None,
+        client_id=form.get("client_id", "").strip() or None,
+        certificate_path=form.get("certificate", "").strip() or None,
+        ca_bundle=form.get("ca_bundle", "").strip() or None,
+        verify_tls=form.get("verify_tls") == "1",
+        task_secrets=patterns,
+        **secret,
+    )
+
+
+def _vault_page(
+    request: Request,
+    viewer: Viewer,
+    form: Mapping[str, str],
+    *,
+    status: int = 200,
+    error: str = "",
+    checks: Mapping[str, list[VaultCheck]] | None = None,
+) -> HTMLResponse:
+    svc = _services(request)
+    admin = viewer.may(Role.ADMIN)
+    found = svc.store.list_vaults()
+    return _render(
+        request,
+        "vaults.html",
+        viewer,
+        status=status,
+        error=error or None,
+        title="Secret Vaults",
+        # The API's view: where credentials are read from only for admins (0010 §4).
+        vaults=[vault_view(v, reveal=admin) for v in found],
+        used_by={v.name: svc.store.vault_users(v.name) for v in found} if admin else {},
+        checks=checks or {},
+        form=form if admin else {},
+        auth_modes=[m.value for m in vault_service.VAULT_AUTH_MODES],
+    )
+
+
+@router.get("/vaults", response_class=HTMLResponse)
+async def vaults_page(request: Request, edit: str = "") -> Response:
+    viewer = _need(request, Role.OPERATOR)
+    vault = None
+    if edit and viewer.may(Role.ADMIN):
+        vault = _services(request).store.get_vault(edit)  # unknown: a 404 page
+    return _vault_page(request, viewer, _vault_form(vault))
+
+
+@router.post("/vaults", response_class=HTMLResponse)
+async def vault_save(request: Request) -> Response:
+    viewer = _need(request, Role.ADMIN)
+    form = await _form(request)
+    try:
+        vault = vault_service.add_vault(
+            _services(request),
+            vault_input(form),
+            # A console admin is an ADMIN writer, held to the host's allow-list.
+            writer=Writer.for_role(viewer.role),
+            replace_existing=form.get("replace") == "1",
+        )
+    except PolysyncError as exc:
+        return _vault_page(
+            request, viewer, _posted_vault_form(form), status=status_of(exc), error=str(exc)
+        )
+    return _redirect(
+        "/vaults",
+        f"Secret Vault {vault.name} saved. Test its connectivity; Secret parameters refer to "
+        f"its secrets as vault://{vault.name}/SECRET.",
+    )
+
+
+@router.post("/vaults/{name}/test", response_class=HTMLResponse)
+async def vault_test(request: Request, name: str) -> Response:
+    # Rendered in place (no redirect): the checks are a report, not a change to keep.
+    viewer = _need(request, Role.ADMIN)
+    svc = _services(request)
+    vault = svc.store.get_vault(name)
+    checks = await vault_service.test_vault(svc, vault.name)
+    return _vault_page(request, viewer, _vault_form(None), checks={vault.name: checks})
+
+
+@router.post("/vaults/{name}/delete", response_class=HTMLResponse)
+async def vault_remove(request: Request, name: str) -> Response:
+    viewer = _need(request, Role.ADMIN)
+    try:
+        vault_service.remove_vault(_services(request), name)
+    except PolysyncError as exc:
+        # A plain InputError is "still in use": a conflict, as the API answers it (409).
+        status = 409 if type(exc) is InputError else status_of(exc)
+        return _vault_page(request, viewer, _vault_form(None), status=status, error=str(exc))
+    return _redirect("/vaults", f"Secret Vault {name} removed.")
+
+
 # -- jobs --------------------------------------------------------------------------------
 
 
@@ -580,7 +795,7 @@ def _job_page(
         status=status,
         error=error or None,
         title=f"Job {job.name}",
-        job=job,
+        job=_shown_job(viewer, job),
         tasks=svc.store.list_tasks(job=job.name),
         data_types=[t.value for t in DataType],
         directions=[d.value for d in Direction],
@@ -737,9 +952,12 @@ async def job_sync(request: Request, name: str) -> Response:
 @router.get("/tasks", response_class=HTMLResponse)
 async def tasks_page(request: Request) -> Response:
     viewer = _need(request)
-    return _render(
-        request, "tasks.html", viewer, title="Tasks", tasks=_services(request).store.list_tasks()
-    )
+    svc = _services(request)
+    secrets = {j.name: secret_names(j) for j in svc.store.list_jobs()}
+    tasks = [
+        _shown_task(viewer, t, secrets.get(t.job, frozenset())) for t in svc.store.list_tasks()
+    ]
+    return _render(request, "tasks.html", viewer, title="Tasks", tasks=tasks)
 
 
 def _task_form(task: Task | None) -> dict[str, Any]:
@@ -809,6 +1027,8 @@ def _task_page(
 ) -> HTMLResponse:
     svc = _services(request)
     runs = svc.store.list_runs(task=task.name, limit=10, with_history=False) if task else []
+    if job is not None:
+        job = _shown_job(viewer, job)
     return _render(
         request,
         "task.html",
@@ -869,9 +1089,9 @@ async def task_page(request: Request, name: str) -> Response:
     viewer = _need(request)
     svc = _services(request)
     task = svc.store.get_task(name)
-    return _task_page(
-        request, viewer, job=svc.store.get_job(task.job), task=task, form=_task_form(task)
-    )
+    job = svc.store.get_job(task.job)
+    task = _shown_task(viewer, task, secret_names(job))
+    return _task_page(request, viewer, job=job, task=task, form=_task_form(task))
 
 
 @router.post("/tasks/{name}", response_class=HTMLResponse)

@@ -43,8 +43,8 @@
   }
 
   // -- keyboard shortcuts: "g r" runs, "g t" tasks, "g j" jobs, "g p" platforms,
-  //    "/" focus the first filter, "?" help ---------------------------------------------
-  const GO = { r: "/runs", t: "/tasks", j: "/jobs", p: "/platforms" };
+  //    "g v" vaults, "/" focus the first filter, "?" help --------------------------------
+  const GO = { r: "/runs", t: "/tasks", j: "/jobs", p: "/platforms", v: "/vaults" };
   for (const btn of document.querySelectorAll("[data-open-help]")) {
     btn.addEventListener("click", () => {
       const help = document.getElementById("help");
@@ -367,15 +367,24 @@
     Float: (v) => /^\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*$/.test(v) ? "" : "is not a number: write it like 3.5 or 1e-3",
     Bool: (v) => ["true", "1", "yes", "false", "0", "no"].includes(v.trim().toLowerCase()) ? "" : "is not a boolean: use true/false, yes/no or 1/0",
     JSON: (v) => { try { JSON.parse(v); return ""; } catch (e) { return "is not valid JSON"; } },
-    Secret: (v) => /^(env|file):./.test(v) ? "" : "is a Secret: give a reference (env:NAME or file:PATH), not the value",
+    // The console takes only vault references in a Secret (decision 0010); the server
+    // checks the vault and its task secrets, this only catches the shape as it is typed.
+    Secret: (v) => /^(env|file):/.test(v)
+      ? "is a Secret: env: and file: references are refused here (they would read the server's environment or files); give vault://VAULT/SECRET"
+      : /^vault:\/\/[^/\s]+\/[0-9A-Za-z-]+(\/[0-9A-Fa-f]{32})?$/.test(v) ? ""
+      : "is a Secret: give a vault://VAULT/SECRET reference, never the value itself",
   };
   for (const input of document.querySelectorAll("input[data-param-type]")) {
     const msg = document.getElementById(input.getAttribute("aria-describedby").split(" ")[0]);
     const check = () => {
-      const v = input.value;
+      // Outside a Secret, env:/file: text is a literal like any other, checked by its
+      // type; one leading "literal:" is removed before sending, as the server does.
       const kind = input.dataset.paramType;
+      const v = kind === "Secret" ? input.value : input.value.replace(/^literal:/, "");
       let err = "";
-      if (v !== "" && !(kind !== "Secret" && /^(env|file):./.test(v)) && CHECKS[kind]) err = CHECKS[kind](v);
+      // "***": a Secret's reference hidden from a viewer, not a value to judge.
+      const hidden = kind === "Secret" && v === "***";
+      if (input.value !== "" && !hidden && CHECKS[kind]) err = CHECKS[kind](v);
       input.setAttribute("aria-invalid", err ? "true" : "false");
       if (msg) msg.textContent = err ? `${input.dataset.paramName} ${err}.` : "";
     };
