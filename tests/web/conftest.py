@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,7 @@ class Console:
     url: str
     services: Services
     tokens: dict[str, str]  # role -> token text
+    answers: Answers = field(default_factory=lambda: Answers(None))
 
     def api(self, role: str = "admin") -> httpx.Client:
         return httpx.Client(
@@ -97,6 +98,29 @@ class Console:
             headers={"Authorization": f"Bearer {self.tokens[role]}"},
             timeout=30,
         )
+
+
+class Answers:
+    """Every request the server answered, as (method, path, status, Origin header): what the
+    server did, for tests that cannot see it from the browser (no-cors calls are opaque)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[tuple[str, str, int, str | None]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        origin = dict(scope["headers"]).get(b"origin")
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                shown = origin.decode() if origin else None
+                self.seen.append((scope["method"], scope["path"], message["status"], shown))
+            await send(message)
+
+        await self.app(scope, receive, capture)
 
 
 class _ThreadedServer:
@@ -131,7 +155,7 @@ def serve_console(home: Path, emulator: EmulatorServer, *, config: str = "") -> 
     svc = open_services(settings)
     add_emulator_platform(svc, emulator, KEY_ENV, resource_group="rg-web")
     tokens = {role.value: create_token(svc, f"web-{role.value}", role)[1] for role in Role}
-    app = create_app(settings, start_worker=True, services=svc)
+    app = Answers(create_app(settings, start_worker=True, services=svc))
     server = _ThreadedServer(
         uvicorn.Config(
             app,
@@ -144,7 +168,7 @@ def serve_console(home: Path, emulator: EmulatorServer, *, config: str = "") -> 
     )
     port = server.start()
     try:
-        yield Console(f"http://127.0.0.1:{port}", svc, tokens)
+        yield Console(f"http://127.0.0.1:{port}", svc, tokens, app)
     finally:
         server.stop()
         os.environ.pop(KEY_ENV, None)
