@@ -420,3 +420,26 @@ def test_a_run_with_a_vault_secret_through_the_api(
     assert done["state"] == "Succeeded", done
     assert done["params_sent"]["TOKEN"] == "***"
     assert DEFAULT_KEY not in str(done)
+
+
+@pytest.mark.parametrize("field", ["ca_bundle", "certificate_path"])
+def test_an_admin_learns_nothing_about_which_server_files_exist(api: Api, field: str) -> None:
+    """A path the host does not allow is refused before anyone looks at the disk."""
+    body = {
+        "name": "oracle",
+        "account_url": api.endpoint,
+        "account_name": "acct1",
+        "subscription_id": "11111111-2222-3333-4444-555555555555",
+        "resource_group": "rg",
+        "auth": "certificate" if field == "certificate_path" else "managed-identity",
+        "tenant_id": "t",
+        "client_id": "c",
+        "certificate_path": "/etc/hostname",
+    }
+    answers = [
+        api.post("/api/platforms", json={**body, field: path}).json()["detail"]
+        for path in ("/etc/hostname", "/etc/no-such-file-here")
+    ]
+    assert all("host_references" in a for a in answers), answers
+    assert "does not exist" not in " ".join(answers)
+    assert answers[0].replace("hostname", "X") == answers[1].replace("no-such-file-here", "X")

@@ -171,18 +171,12 @@ def secret_ref(
 
 
 def _certificate(path: str) -> str:
-    """A certificate kept in a vault (``vault://…``), or a file of this host."""
+    """A certificate kept in a vault (``vault://…``), or a file of this host (its absolute
+    path; whether it exists is :func:`require_files`'s, after the writer is checked)."""
     if path.startswith(VAULT_PREFIX):
         require_ref(path, "--certificate-path")
         return path
-    cert = Path(path).expanduser().resolve()
-    if not cert.is_file():
-        raise InputError(
-            f"certificate file {str(cert)!r} does not exist: give the path of a PEM or PKCS12 "
-            "file holding the service principal's certificate and private key, or a "
-            "vault://VAULT/SECRET reference to it."
-        )
-    return str(cert)
+    return str(Path(path).expanduser().resolve())
 
 
 def build_auth(data: AuthInput) -> PlatformAuth:
@@ -234,12 +228,26 @@ def build_auth(data: AuthInput) -> PlatformAuth:
 
 
 def ca_bundle_path(path: str | None) -> str | None:
-    if not path:
-        return None
-    ca = Path(path).expanduser().resolve()
-    if not ca.is_file():
-        raise InputError(f"CA bundle {str(ca)!r} does not exist: give the path of a PEM file.")
-    return str(ca)
+    """The CA bundle's absolute path (checked to exist by :func:`require_files`)."""
+    return str(Path(path).expanduser().resolve()) if path else None
+
+
+def require_files(auth: PlatformAuth, ca_bundle: str | None) -> None:
+    """The host files a credential names must exist.
+
+    Checked only after :func:`check_credentials` admitted the writer: answering "does not
+    exist" to someone who may not name server files would tell them which files exist
+    (decision 0010 §4).
+    """
+    cert = auth.certificate_path
+    if cert and not cert.startswith(VAULT_PREFIX) and not Path(cert).is_file():
+        raise InputError(
+            f"certificate file {cert!r} does not exist: give the path of a PEM or PKCS12 "
+            "file holding the service principal's certificate and private key, or a "
+            "vault://VAULT/SECRET reference to it."
+        )
+    if ca_bundle and not Path(ca_bundle).is_file():
+        raise InputError(f"CA bundle {ca_bundle!r} does not exist: give the path of a PEM file.")
 
 
 def check_credentials(
@@ -308,6 +316,7 @@ def add_platform(
     check_credentials(
         svc, f"platform {platform.name}", platform.auth, platform.ca_bundle, writer=writer
     )
+    require_files(platform.auth, platform.ca_bundle)
     if replace_existing and _exists(svc, platform.name):
         return svc.store.update_platform(replace(platform))
     return svc.store.add_platform(platform)
