@@ -42,8 +42,9 @@ class Services:
     _writer: RunWriter | None = field(default=None, repr=False)
     _catalog: Catalog | None = field(default=None, repr=False)
     _secrets: SecretResolver | None = field(default=None, repr=False)
-    # (monotonic time read, rules): the declared vaults etc., re-read every few seconds.
-    _rules: tuple[float, Any] | None = field(default=None, repr=False)
+    # (monotonic time read, RefRules): the declared vaults etc., re-read every few seconds
+    # by ``services.secrets.rules`` (which owns it; ``forget_rules`` drops it).
+    rules_cache: tuple[float, Any] | None = field(default=None, repr=False)
 
     @property
     def writer(self) -> RunWriter:

@@ -35,7 +35,7 @@ by every worker within this time."""
 def rules(svc: Services, *, fresh: bool = False) -> RefRules:
     """The deployment's reference rules (cached for :data:`RULES_MAX_AGE_S`)."""
     now = time.monotonic()
-    cached = svc._rules
+    cached = svc.rules_cache
     if not fresh and cached is not None and now - cached[0] < RULES_MAX_AGE_S:
         found: RefRules = cached[1]
         return found
@@ -49,8 +49,13 @@ def rules(svc: Services, *, fresh: bool = False) -> RefRules:
         host_allow=svc.settings.host_references,
         credential_secrets=frozenset(credential),
     )
-    svc._rules = (now, built)
+    svc.rules_cache = (now, built)
     return built
+
+
+def forget_rules(svc: Services) -> None:
+    """After a vault change in this process: the next check reads the rules again."""
+    svc.rules_cache = None
 
 
 def _quiet_parse(text: str) -> SecretRef | None:

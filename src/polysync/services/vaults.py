@@ -24,6 +24,7 @@ from polysync.services.platforms import (
     require_files,
     validate_name,
 )
+from polysync.services.secrets import forget_rules
 from polysync.vaults.checks import VaultCheck
 
 # Key Vault secret names are [0-9A-Za-z-]; a pattern adds the glob characters.
@@ -119,7 +120,7 @@ def add_vault(
         updated = svc.store.update_vault(vault)
     else:
         updated = svc.store.add_vault(vault)
-    svc._rules = None  # the next check sees the change at once
+    forget_rules(svc)  # the next check sees the change at once
     return updated
 
 
@@ -131,4 +132,4 @@ async def test_vault(svc: Services, name: str) -> list[VaultCheck]:
 def remove_vault(svc: Services, name: str) -> None:
     """Remove a vault; refused while anything refers to it (the message names them)."""
     svc.store.remove_vault(name)
-    svc._rules = None
+    forget_rules(svc)
