@@ -201,3 +201,33 @@ def cert_pem(tmp_path: Path) -> Path:
         + cert.public_bytes(serialization.Encoding.PEM)
     )
     return path
+
+
+def test_a_certificate_kept_in_a_vault_is_passed_as_data(cert_pem: Path) -> None:
+    """`--certificate-path vault://…`: Key Vault keeps a PEM certificate as its text (and a
+    PKCS#12 one base64-encoded); the credential gets the bytes, never a file."""
+    import base64
+
+    from polysync.identity import certificate_kwargs
+
+    pem = cert_pem.read_text()
+    auth = PlatformAuth(
+        AuthMode.CERTIFICATE,
+        secret=SecretRef("env", "PW"),
+        tenant_id="t",
+        client_id="c",
+        certificate_path="vault://kv/sp-cert",
+    )
+    values = {"vault://kv/sp-cert": pem, "env:PW": "pw"}
+    kwargs = certificate_kwargs("platform 'p1'", auth, lambda r: values[str(r)])
+    assert kwargs == {"certificate_data": pem.strip().encode(), "password": "pw"}
+    built = build_credential(_platform(auth), lambda r: values[str(r)])
+    assert isinstance(built.credential, identity.CertificateCredential)
+
+    values["vault://kv/sp-cert"] = base64.b64encode(b"pkcs12-bytes").decode()
+    assert certificate_kwargs("x", auth, lambda r: values[str(r)])["certificate_data"] == (
+        b"pkcs12-bytes"
+    )
+    values["vault://kv/sp-cert"] = "neither pem nor base64 !!"
+    with pytest.raises(SecretError, match=r"\(vault://kv/sp-cert\) is neither PEM"):
+        certificate_kwargs("platform 'p1'", auth, lambda r: values[str(r)])

@@ -170,3 +170,48 @@ def test_ensure_home_refuses_a_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x", encoding="utf-8")
     with pytest.raises(ConfigError, match="is not a directory"):
         ensure_home(load_settings(None, {"POLYSYNC_HOME": str(tmp_path / "file")}))
+
+
+# -- the secret model's settings (decision 0010) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "file", "expected"),
+    [
+        ({}, "", 300.0),
+        ({}, "[secrets]\ncache_ttl_s = 60\n", 60.0),
+        ({}, "[secrets]\ncache_ttl_s = 0\n", 0.0),  # off: every use reads the source
+        ({"POLYSYNC_SECRET_CACHE_TTL_S": "15"}, "[secrets]\ncache_ttl_s = 60\n", 15.0),
+    ],
+)
+def test_secret_cache_ttl(tmp_path: Path, env: dict[str, str], file: str, expected: float) -> None:
+    assert _load(tmp_path, env=env, file=file).secret_cache_ttl_s == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "file", "fragment"),
+    [
+        ({"POLYSYNC_SECRET_CACHE_TTL_S": "soon"}, "", "POLYSYNC_SECRET_CACHE_TTL_S='soon'"),
+        ({}, "[secrets]\ncache_ttl_s = -1\n", "[secrets] cache_ttl_s"),
+        ({}, "[secrets]\ncache_ttl_s = 99999999\n", "from 0 to 86400"),
+        ({}, "[secrets]\ncache_ttl_s = true\n", "from 0 to 86400"),
+        ({}, '[server]\nhost_references = "env:X"\n', "expected a list of patterns"),
+        ({}, '[server]\nhost_references = ["HOME"]\n', "is not an env:NAME or file:PATH"),
+    ],
+)
+def test_secret_settings_errors_name_the_source(
+    tmp_path: Path, env: dict[str, str], file: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, env=env, file=file)
+    assert fragment in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_host_references_are_read_from_the_server_table(tmp_path: Path) -> None:
+    settings = _load(
+        tmp_path, file='[server]\nhost_references = ["env:AZURE_BATCH_*", "file:/run/s/*"]\n'
+    )
+    assert settings.host_references == ("env:AZURE_BATCH_*", "file:/run/s/*")
+    (tmp_path / "home" / "config.toml").unlink()
+    assert _load(tmp_path).host_references == ()
