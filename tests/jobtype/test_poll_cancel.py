@@ -61,6 +61,20 @@ async def test_non_zero_exit_is_failed_with_failure_info_and_stderr_tail(
     assert "disk is full" in result.failure.stderr_tail
 
 
+async def test_a_nul_in_stderr_does_not_reach_the_failure_record(
+    batch: BatchClient, platform: Platform, jobtype: BatchJobType
+) -> None:
+    """PostgreSQL's text columns refuse NUL: a task printing one must still end Failed."""
+    template_id = make_template(
+        batch, command_line="/bin/sh -c 'printf \"a\\000b\\n\" >&2; exit 1'"
+    )
+    run = make_run()
+    await jobtype.submit(request_for(platform, make_job(template_id), run))
+    result = await wait_for(jobtype, platform, run, DONE)
+    assert result.failure is not None
+    assert result.failure.stderr_tail == "a\ufffdb\n"
+
+
 async def test_stderr_tail_is_only_the_end_of_a_big_file(
     batch: BatchClient, platform: Platform, jobtype: BatchJobType
 ) -> None:

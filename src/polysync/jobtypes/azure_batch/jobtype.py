@@ -583,7 +583,9 @@ class BatchJobType:
         except PlatformError as exc:
             log.debug("no stderr tail for %s/%s: %s", job_id, task_id, exc.batch_code)
             return None
-        text = data.decode("utf-8", errors="replace")
+        # A task may print anything; a NUL would make PostgreSQL refuse the failure record
+        # (text columns cannot hold it), so it is stored as U+FFFD like any undecodable byte.
+        text = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
         if start > 0 and "\n" in text:
             text = text.split("\n", 1)[1]  # drop the partial first line
         return text or None
