@@ -4,43 +4,26 @@ A web page on any origin can make a browser send requests to ``127.0.0.1:<port>`
 a DNS rebinding those requests even look same-origin to the browser, but they still carry
 the attacker's host name in ``Host``. Serving only requests addressed to a loopback name
 or address *on the bound port* (plus hosts the operator listed) refuses them all.
+
+The rule itself is the Batch emulator's (``batch_emulator.protocol.hosts.HostRule``, one
+implementation for both emulators); this module fixes how the Key Vault emulator uses it:
+https (no port means 443), loopback only whatever the listening address, and an extra host
+given without a port answered on the bound port only.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
+
+from batch_emulator.protocol.hosts import HostRule, parse_host
 
 
 def split_host(host: str) -> tuple[str, int | None] | None:
     """``(name, port)`` of a Host header value (``[v6]:port`` aware); None if malformed."""
-    host = host.strip().lower()
-    if not host:
-        return None
-    if host.startswith("["):
-        end = host.find("]")
-        if end < 0:
-            return None
-        name, rest = host[1:end], host[end + 1 :]
-        if rest and not rest.startswith(":"):
-            return None
-        port_text = rest[1:] if rest else ""
-    else:
-        name, sep, port_text = host.rpartition(":")
-        if not sep:
-            name, port_text = host, ""
-    if port_text and not port_text.isdigit():
-        return None
-    return name, int(port_text) if port_text else None
-
-
-def is_loopback(name: str) -> bool:
-    if name == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        return parse_host(host)
     except ValueError:
-        return False
+        return None
 
 
 class HostPolicy:
@@ -51,24 +34,19 @@ class HostPolicy:
 
     def __init__(self, port: int, extra_hosts: Iterable[str] = ()) -> None:
         self.port = port
-        self._extra: set[tuple[str, int]] = set()
+        allowed: list[str] = []
         for entry in extra_hosts:
             parsed = split_host(entry)
             if parsed is None:
                 raise ValueError(f"extra host {entry!r} is not a host name or host:port")
             name, extra_port = parsed
-            self._extra.add((name, extra_port if extra_port is not None else port))
+            shown = f"[{name}]" if ":" in name else name
+            allowed.append(f"{shown}:{extra_port if extra_port is not None else port}")
+        self._rule = HostRule(port=port, scheme="https", bound_host="127.0.0.1", allowed=allowed)
 
     def allows(self, host: str) -> bool:
-        parsed = split_host(host)
-        if parsed is None:
-            return False
-        name, port = parsed
-        if port is None:
-            port = 443  # no port in Host means the scheme's default, https here
-        if is_loopback(name) and port == self.port:
-            return True
-        return (name, port) in self._extra
+        # HostRule serves a request without a Host header (HTTP/1.0); this vault never does.
+        return bool(host.strip()) and self._rule.allows(host)
 
 
-__all__ = ["HostPolicy", "is_loopback", "split_host"]
+__all__ = ["HostPolicy", "split_host"]

@@ -83,7 +83,8 @@ def test_parse_host(text: str, expected: tuple[str, int | None]) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", " ", "http://emulator", "emulator/x", "a b", "emulator:99999", "[nothex]:1"]
+    "text",
+    ["", " ", "http://emulator", "emulator/x", "a b", "emulator:99999", "[nothex]:1", "[::1]x"],
 )
 def test_parse_host_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="host"):

@@ -41,6 +41,9 @@ def parse_host(text: str) -> tuple[str, int | None]:
     problem = ValueError(f"{text!r} is not a host name or address with an optional port")
     if not text or any(c in text for c in "/?#@ \\"):
         raise problem
+    if text.startswith("[") and text.partition("]")[2][:1] not in ("", ":"):
+        # urlsplit reads "[::1]x" as [::1] and drops the rest: refuse it instead.
+        raise problem
     try:
         parts = urlsplit("//" + text)
         name = parts.hostname
