@@ -265,6 +265,9 @@ class Redactor:
         self._lock = threading.Lock()
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        # bytes_rule()'s answer for the current values, built on first use (a served log
+        # asks for it on every read); None: not built since the values last changed.
+        self._bytes: tuple[tuple[re.Pattern[bytes], int] | None] | None = None
         for secret in secrets:
             self.add(secret)
 
@@ -279,6 +282,7 @@ class Redactor:
                 # Longest first, so a secret that contains another is masked whole.
                 ordered = sorted(self._values, key=lambda v: (-len(v), v))
                 self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+                self._bytes = None
         return True
 
     def extended(self, secrets: Iterable[str]) -> Redactor:
@@ -286,6 +290,7 @@ class Redactor:
         copy = Redactor(min_len=self._min_len)
         with self._lock:
             copy._values, copy._pattern = set(self._values), self._pattern
+            copy._bytes = self._bytes
         for secret in secrets:
             copy.add(secret)
         return copy
@@ -294,6 +299,7 @@ class Redactor:
         with self._lock:
             self._values = set()
             self._pattern = None
+            self._bytes = None
 
     def __bool__(self) -> bool:
         return self._pattern is not None
@@ -311,10 +317,15 @@ class Redactor:
         encoding, in any of the spellings :func:`_variants` gives.
         """
         with self._lock:
-            encoded = sorted({v.encode() for v in self._values}, key=lambda v: (-len(v), v))
-        if not encoded:
-            return None
-        return re.compile(b"|".join(re.escape(v) for v in encoded)), len(encoded[0])
+            if self._bytes is None:
+                encoded = sorted({v.encode() for v in self._values}, key=lambda v: (-len(v), v))
+                rule = (
+                    (re.compile(b"|".join(re.escape(v) for v in encoded)), len(encoded[0]))
+                    if encoded
+                    else None
+                )
+                self._bytes = (rule,)
+            return self._bytes[0]
 
 
 def mask_window(

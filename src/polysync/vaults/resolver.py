@@ -14,7 +14,6 @@ that comes back to a vault already being opened is refused rather than recursed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -56,13 +55,6 @@ class ResolverStats:
     hits: int = 0
 
 
-def _digest(values: Mapping[str, str]) -> str:
-    h = hashlib.sha256()
-    for key in sorted(values):
-        h.update(key.encode() + b"\0" + values[key].encode() + b"\0")
-    return h.hexdigest()
-
-
 class SecretResolver:
     """Resolves ``vault://``, ``env:`` and ``file:`` references (see the module doc).
 
@@ -87,7 +79,7 @@ class SecretResolver:
         self._client_kwargs = dict(client_kwargs or {})
         self._cache: dict[str, _Entry] = {}
         self._flights: dict[str, asyncio.Lock] = {}
-        self._providers: dict[str, tuple[SecretVault, str, KeyVaultProvider]] = {}
+        self._providers: dict[str, tuple[SecretVault, dict[str, str], KeyVaultProvider]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = ResolverStats()
 
@@ -156,38 +148,37 @@ class SecretResolver:
         # The vault's own credential, through this resolver (cached like any secret).
         inner = opening | {key}
         values = {str(r): await self._resolve(r, opening=inner) for r in references(vault.auth)}
-        fingerprint = _digest(values)
         current = self._providers.get(key)
-        if current is not None and current[0] == vault and current[1] == fingerprint:
+        # The same settings and credential values: the client in hand still fits (a
+        # rotated credential, once re-read, rebuilds it).
+        if current is not None and current[0] == vault and current[1] == values:
             return current[2]
         if current is not None:
             del self._providers[key]
             await current[2].aclose()
+        provider = self._new_provider(vault, values)
+        self._providers[key] = (vault, values, provider)
+        return provider
+
+    def _new_provider(self, vault: SecretVault, values: Mapping[str, str]) -> KeyVaultProvider:
+        """A client of ``vault`` whose credential reads its secrets from ``values``."""
         credential = token_credential(
             f"vault {vault.name!r}",
             vault.auth,
             lambda r: values[str(r)],
             f"set it again with `polysync vault add {vault.name} ... --replace`",
         )
-        provider = KeyVaultProvider(vault, credential, client_kwargs=self._client_kwargs)
-        self._providers[key] = (vault, fingerprint, provider)
-        return provider
+        return KeyVaultProvider(vault, credential, client_kwargs=self._client_kwargs)
 
     async def test_vault(self, vault: SecretVault) -> list[VaultCheck]:
         """Reach ``vault`` and list one secret name; reads no secret value of the vault."""
         checks: list[VaultCheck] = []
         try:
             values = {str(r): await self.resolve(r) for r in references(vault.auth)}
-            credential = token_credential(
-                f"vault {vault.name!r}",
-                vault.auth,
-                lambda r: values[str(r)],
-                f"set it again with `polysync vault add {vault.name} ... --replace`",
-            )
+            provider = self._new_provider(vault, values)
         except SecretError as exc:
             return [VaultCheck("credential", False, str(exc))]
         checks.append(VaultCheck("credential", True, f"{vault.auth.mode.value} credential built"))
-        provider = KeyVaultProvider(vault, credential, client_kwargs=self._client_kwargs)
         try:
             checks.extend(await provider.test())
         finally:

@@ -184,3 +184,14 @@ def test_json_escaped_spelling_is_masked_in_bytes_too() -> None:
     masker = StreamMasker(Redactor([secret]))
     data = ('{"t": "' + secret.replace("\\", "\\\\").replace('"', '\\"') + '"}').encode()
     assert masker.feed(data) + masker.flush() == b'{"t": "***"}'
+
+
+def test_the_bytes_rule_follows_values_added_after_it_was_built() -> None:
+    redactor = Redactor(["first-secret"])
+    assert redactor.bytes_rule() is redactor.bytes_rule()  # built once per set of values
+    redactor.add("second-secret")
+    masked, _ = mask_window(redactor.bytes_rule(), b"first-secret second-secret", 0, 26)
+    assert masked == b"*** ***"
+    copy = redactor.extended(["third-secret"])
+    assert mask_window(copy.bytes_rule(), b"third-secret", 0, 12)[0] == b"***"
+    assert mask_window(redactor.bytes_rule(), b"third-secret", 0, 12)[0] == b"third-secret"
