@@ -390,11 +390,6 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return Redactor(secrets).redact(text)
 
 
-def redact_known(text: str) -> str:
-    """Mask every secret resolved so far in this process (for error rendering)."""
-    return REDACTOR.redact(text)
-
-
 class RedactingFilter(logging.Filter):
     """A logging filter that masks live secrets in the message, its args and tracebacks.
 
