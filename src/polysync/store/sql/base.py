@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, Self
@@ -16,11 +16,12 @@ from sqlalchemy import (
     Engine,
     Row,
     Select,
+    Table,
     insert,
     select,
     text,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from polysync.domain.ids import new_installation_id
 from polysync.domain.models import (
@@ -191,6 +192,28 @@ class SqlBase:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table).on_conflict_do_nothing()
+
+    @staticmethod
+    def _insert_named(
+        conn: Connection,
+        table: Table,
+        values: Mapping[str, Any],
+        taken: Callable[[str], PolysyncError],
+    ) -> None:
+        """Insert a row whose name is unique ignoring case (its ``name_key`` column).
+
+        A name already there raises ``taken(its stored spelling)``; so does losing a race
+        to a concurrent insert of the same name (the unique index's IntegrityError).
+        """
+        existing = conn.execute(
+            select(table.c.name).where(table.c.name_key == values["name_key"])
+        ).scalar_one_or_none()
+        if existing is not None:
+            raise taken(existing)
+        try:
+            conn.execute(insert(table).values(**values))
+        except IntegrityError:
+            raise taken(str(values["name"])) from None
 
     # --- lookups shared by the mixins ------------------------------------------
 

@@ -11,7 +11,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 
 from polysync.domain.models import (
     Job,
@@ -53,19 +52,12 @@ class CatalogQueries(SqlBase):
         values = _platform_values(platform)
         now = utc_now()
         with self._write(f"adding platform {platform.name}") as conn:
-            existing = conn.execute(
-                select(s.platforms.c.name).where(s.platforms.c.name_key == values["name_key"])
-            ).scalar_one_or_none()
-            if existing is not None:
-                raise _platform_exists(platform.name, existing)
-            try:
-                conn.execute(
-                    insert(s.platforms).values(
-                        **values, created_at=platform.created_at or now, updated_at=now
-                    )
-                )
-            except IntegrityError:
-                raise _platform_exists(platform.name, platform.name) from None
+            self._insert_named(
+                conn,
+                s.platforms,
+                {**values, "created_at": platform.created_at or now, "updated_at": now},
+                lambda existing: _platform_exists(platform.name, existing),
+            )
             return _platform(self._platform_row(conn, platform.name))
 
     def get_platform(self, name: str) -> Platform:
@@ -209,22 +201,17 @@ class CatalogQueries(SqlBase):
             _refuse_clear_secrets(
                 _job(job_row, job_row.platform_name), task.params, f"task {task.name}"
             )
-            existing = conn.execute(
-                select(s.tasks.c.name).where(s.tasks.c.name_key == values["name_key"])
-            ).scalar_one_or_none()
-            if existing is not None:
-                raise _task_exists(task.name, existing)
-            try:
-                conn.execute(
-                    insert(s.tasks).values(
-                        **values,
-                        job_id=job_row.id,
-                        created_at=task.created_at or now,
-                        updated_at=now,
-                    )
-                )
-            except IntegrityError:
-                raise _task_exists(task.name, task.name) from None
+            self._insert_named(
+                conn,
+                s.tasks,
+                {
+                    **values,
+                    "job_id": job_row.id,
+                    "created_at": task.created_at or now,
+                    "updated_at": now,
+                },
+                lambda existing: _task_exists(task.name, existing),
+            )
             row = self._task_row(conn, task.name)
             return _task(row, row.job_name)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Row, delete, select, update
 
 from polysync.domain.models import SecretVault
 from polysync.errors import AlreadyExistsError, InputError, NotFoundError
@@ -54,21 +53,12 @@ class VaultQueries(SqlBase):
         values = _vault_values(vault)
         now = utc_now()
         with self._write(f"adding Secret Vault {vault.name}") as conn:
-            existing = conn.execute(
-                select(s.secret_vaults.c.name).where(
-                    s.secret_vaults.c.name_key == values["name_key"]
-                )
-            ).scalar_one_or_none()
-            if existing is not None:
-                raise _vault_exists(vault.name, existing)
-            try:
-                conn.execute(
-                    insert(s.secret_vaults).values(
-                        **values, created_at=vault.created_at or now, updated_at=now
-                    )
-                )
-            except IntegrityError:
-                raise _vault_exists(vault.name, vault.name) from None
+            self._insert_named(
+                conn,
+                s.secret_vaults,
+                {**values, "created_at": vault.created_at or now, "updated_at": now},
+                lambda existing: _vault_exists(vault.name, existing),
+            )
             return _vault(self._vault_row(conn, vault.name))
 
     def get_vault(self, name: str) -> SecretVault:
