@@ -5,7 +5,7 @@ These shapes are part of the interface: add keys freely, never rename or remove 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -119,8 +119,28 @@ def vault_view(v: SecretVault, *, reveal: bool = True) -> dict[str, Any]:
     }
 
 
-def job_view(job: Job, *, reveal: bool = True) -> dict[str, Any]:
-    """``reveal``: show Secret parameters' default references (not to viewers)."""
+def job_for_viewers(job: Job) -> Job:
+    """``job`` as a viewer sees it: Secret parameters' defaults (references) read ``***``.
+
+    Applied to the object, before any view or page renders it, so no page can show a
+    reference by forgetting to hide it (decision 0010 §4; the API and the console).
+    """
+    params = tuple(
+        replace(p, default=HIDDEN)
+        if p.data_type is DataType.SECRET and p.default is not None
+        else p
+        for p in job.parameters
+    )
+    return replace(job, parameters=params)
+
+
+def task_for_viewers(task: Task, job: Job) -> Task:
+    """``task`` as a viewer sees it: the values of ``job``'s Secret parameters read ``***``."""
+    secret = {p.name for p in job.parameters if p.data_type is DataType.SECRET}
+    return replace(task, params={k: HIDDEN if k in secret else v for k, v in task.params.items()})
+
+
+def job_view(job: Job) -> dict[str, Any]:
     o = job.overrides
     return {
         "name": job.name,
@@ -134,9 +154,7 @@ def job_view(job: Job, *, reveal: bool = True) -> dict[str, Any]:
                 "name": p.name,
                 "type": p.data_type.value,
                 "direction": p.direction.value,
-                "default": p.default
-                if reveal or p.data_type is not DataType.SECRET or p.default is None
-                else HIDDEN,
+                "default": p.default,
                 "description": p.description,
                 "origin": p.origin.value,
                 "user_edited": p.user_edited,
@@ -160,18 +178,13 @@ def job_view(job: Job, *, reveal: bool = True) -> dict[str, Any]:
     }
 
 
-def secret_names(job: Job) -> frozenset[str]:
-    return frozenset(p.name for p in job.parameters if p.data_type is DataType.SECRET)
-
-
-def task_view(task: Task, *, hidden: Collection[str] = ()) -> dict[str, Any]:
-    """``hidden``: parameters whose value (a secret's reference) a viewer may not see."""
+def task_view(task: Task) -> dict[str, Any]:
     r = task.retry_policy
     return {
         "name": task.name,
         "job": task.job,
         # Literals and references as stored; Secret parameters are references only.
-        "params": {k: HIDDEN if k in hidden else v for k, v in task.params.items()},
+        "params": dict(task.params),
         "execution_timeout_s": task.execution_timeout_s,
         "retry_policy": {
             "enabled": r.enabled,

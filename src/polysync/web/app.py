@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,7 +67,7 @@ from polysync.services import runs as run_service
 from polysync.services import tasks as task_service
 from polysync.services import vaults as vault_service
 from polysync.services.context import Services
-from polysync.services.views import HIDDEN, secret_names, vault_view
+from polysync.services.views import job_for_viewers, task_for_viewers, vault_view
 from polysync.vaults.checks import VaultCheck
 
 log = logging.getLogger(__name__)
@@ -350,27 +350,14 @@ def _sees_references(viewer: Viewer) -> bool:
 
 
 def _shown_job(viewer: Viewer, job: Job) -> Job:
-    """The job as ``viewer`` may see it: Secret defaults read ``***`` for viewers.
-
-    Masked here, before any template sees the job, so no page can show a reference by
-    forgetting to hide it."""
-    if _sees_references(viewer):
-        return job
-    params = tuple(
-        replace(p, default=HIDDEN)
-        if p.data_type is DataType.SECRET and p.default is not None
-        else p
-        for p in job.parameters
-    )
-    return replace(job, parameters=params)
+    """The job as ``viewer`` may see it (views.job_for_viewers: the API's rule), masked
+    before any template sees it, so no page can show a reference by forgetting to."""
+    return job if _sees_references(viewer) else job_for_viewers(job)
 
 
-def _shown_task(viewer: Viewer, task: Task, secrets: frozenset[str]) -> Task:
-    """The task as ``viewer`` may see it: values of the Secret parameters ``secrets``
-    read ``***`` for viewers."""
-    if _sees_references(viewer):
-        return task
-    return replace(task, params={k: HIDDEN if k in secrets else v for k, v in task.params.items()})
+def _shown_task(viewer: Viewer, task: Task, job: Job) -> Task:
+    """The task as ``viewer`` may see it (views.task_for_viewers: the API's rule)."""
+    return task if _sees_references(viewer) else task_for_viewers(task, job)
 
 
 # -- sign-in -----------------------------------------------------------------------------
@@ -953,10 +940,8 @@ async def job_sync(request: Request, name: str) -> Response:
 async def tasks_page(request: Request) -> Response:
     viewer = _need(request)
     svc = _services(request)
-    secrets = {j.name: secret_names(j) for j in svc.store.list_jobs()}
-    tasks = [
-        _shown_task(viewer, t, secrets.get(t.job, frozenset())) for t in svc.store.list_tasks()
-    ]
+    jobs = {j.name: j for j in svc.store.list_jobs()}
+    tasks = [_shown_task(viewer, t, jobs[t.job]) for t in svc.store.list_tasks()]
     return _render(request, "tasks.html", viewer, title="Tasks", tasks=tasks)
 
 
@@ -1090,7 +1075,7 @@ async def task_page(request: Request, name: str) -> Response:
     svc = _services(request)
     task = svc.store.get_task(name)
     job = svc.store.get_job(task.job)
-    task = _shown_task(viewer, task, secret_names(job))
+    task = _shown_task(viewer, task, job)
     return _task_page(request, viewer, job=job, task=task, form=_task_form(task))
 
 

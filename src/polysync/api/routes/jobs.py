@@ -70,13 +70,16 @@ def list_jobs(svc: Svc, who: Viewer, platform: NameFilter = None) -> list[dict[s
     """Jobs; a viewer sees Secret parameters' defaults as ``***`` (decision 0010)."""
     if platform is not None:
         svc.store.get_platform(platform)  # an unknown platform is a 404, not an empty list
-    reveal = sees_references(who)
-    return [views.job_view(j, reveal=reveal) for j in svc.store.list_jobs(platform=platform)]
+    jobs = svc.store.list_jobs(platform=platform)
+    if not sees_references(who):
+        jobs = [views.job_for_viewers(j) for j in jobs]
+    return [views.job_view(j) for j in jobs]
 
 
 @router.get("/{name}", responses=problems(401, 404))
 def get_job(name: Name, svc: Svc, who: Viewer) -> dict[str, Any]:
-    return views.job_view(svc.store.get_job(name), reveal=sees_references(who))
+    job = svc.store.get_job(name)
+    return views.job_view(job if sees_references(who) else views.job_for_viewers(job))
 
 
 class JobPatch(BaseModel):

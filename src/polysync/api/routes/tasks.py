@@ -100,8 +100,8 @@ def list_tasks(svc: Svc, who: Viewer, job: NameFilter = None) -> list[dict[str, 
     tasks = svc.store.list_tasks(job=job)
     if sees_references(who):
         return [views.task_view(t) for t in tasks]
-    hidden = {j.name: views.secret_names(j) for j in svc.store.list_jobs()}
-    return [views.task_view(t, hidden=hidden.get(t.job, frozenset())) for t in tasks]
+    jobs = {j.name: j for j in svc.store.list_jobs()}
+    return [views.task_view(views.task_for_viewers(t, jobs[t.job])) for t in tasks]
 
 
 @router.get("/{name}", responses=problems(401, 404))
@@ -109,7 +109,7 @@ def get_task(name: Name, svc: Svc, who: Viewer) -> dict[str, Any]:
     task = svc.store.get_task(name)
     if sees_references(who):
         return views.task_view(task)
-    return views.task_view(task, hidden=views.secret_names(svc.store.get_job(task.job)))
+    return views.task_view(views.task_for_viewers(task, svc.store.get_job(task.job)))
 
 
 class TaskPatch(BaseModel):
