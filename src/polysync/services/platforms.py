@@ -172,7 +172,7 @@ def secret_ref(
 
 def _certificate(path: str) -> str:
     """A certificate kept in a vault (``vault://…``), or a file of this host (its absolute
-    path; whether it exists is :func:`require_files`'s, after the writer is checked)."""
+    path; whether it exists is checked by :func:`check_credentials`, after the writer)."""
     if path.startswith(VAULT_PREFIX):
         require_ref(path, "--certificate-path")
         return path
@@ -228,16 +228,29 @@ def build_auth(data: AuthInput) -> PlatformAuth:
 
 
 def ca_bundle_path(path: str | None) -> str | None:
-    """The CA bundle's absolute path (checked to exist by :func:`require_files`)."""
+    """The CA bundle's absolute path (checked to exist by :func:`check_credentials`)."""
     return str(Path(path).expanduser().resolve()) if path else None
 
 
-def require_files(auth: PlatformAuth, ca_bundle: str | None) -> None:
+def check_credentials(
+    svc: Services, owner: str, auth: PlatformAuth, ca_bundle: str | None, *, writer: Writer
+) -> None:
+    """May ``writer`` point ``owner``'s credential (and the files it reads) there (0010 §3)?
+    Then: do those files exist (asked only once the writer may name them)."""
+    refs = [auth.secret] if auth.secret is not None else []
+    for path in (auth.certificate_path, ca_bundle):
+        if path:
+            refs.append(parse_ref(path) or SecretRef("file", path))
+    for ref in refs:
+        check_writable(svc, ref, writer=writer, slot=Slot.CREDENTIAL, what=owner)
+    _require_files(auth, ca_bundle)
+
+
+def _require_files(auth: PlatformAuth, ca_bundle: str | None) -> None:
     """The host files a credential names must exist.
 
-    Checked only after :func:`check_credentials` admitted the writer: answering "does not
-    exist" to someone who may not name server files would tell them which files exist
-    (decision 0010 §4).
+    Checked only after the writer was admitted: answering "does not exist" to someone who
+    may not name server files would tell them which files exist (decision 0010 §4).
     """
     cert = auth.certificate_path
     if cert and not cert.startswith(VAULT_PREFIX) and not Path(cert).is_file():
@@ -248,18 +261,6 @@ def require_files(auth: PlatformAuth, ca_bundle: str | None) -> None:
         )
     if ca_bundle and not Path(ca_bundle).is_file():
         raise InputError(f"CA bundle {ca_bundle!r} does not exist: give the path of a PEM file.")
-
-
-def check_credentials(
-    svc: Services, owner: str, auth: PlatformAuth, ca_bundle: str | None, *, writer: Writer
-) -> None:
-    """May ``writer`` point ``owner``'s credential (and the files it reads) there (0010 §3)?"""
-    refs = [auth.secret] if auth.secret is not None else []
-    for path in (auth.certificate_path, ca_bundle):
-        if path:
-            refs.append(parse_ref(path) or SecretRef("file", path))
-    for ref in refs:
-        check_writable(svc, ref, writer=writer, slot=Slot.CREDENTIAL, what=owner)
 
 
 def build_platform(data: PlatformInput) -> Platform:
@@ -316,7 +317,6 @@ def add_platform(
     check_credentials(
         svc, f"platform {platform.name}", platform.auth, platform.ca_bundle, writer=writer
     )
-    require_files(platform.auth, platform.ca_bundle)
     if replace_existing and _exists(svc, platform.name):
         return svc.store.update_platform(replace(platform))
     return svc.store.add_platform(platform)

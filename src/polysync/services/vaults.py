@@ -21,7 +21,6 @@ from polysync.services.platforms import (
     build_auth,
     ca_bundle_path,
     check_credentials,
-    require_files,
     validate_name,
 )
 from polysync.services.secrets import forget_rules
@@ -113,7 +112,6 @@ def add_vault(
     """Declare (or, with ``replace_existing``, update) a vault written by ``writer``."""
     vault = build_vault(data)
     check_credentials(svc, f"vault {vault.name}", vault.auth, vault.ca_bundle, writer=writer)
-    require_files(vault.auth, vault.ca_bundle)
     if replace_existing and any(
         v.name.lower() == vault.name.lower() for v in svc.store.list_vaults()
     ):
