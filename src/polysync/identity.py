@@ -174,13 +174,3 @@ def token_credential(owner: str, auth: PlatformAuth, read: Read, fix: str) -> As
     raise ConfigError(
         f"{owner} uses {mode.value} authentication, which takes no Entra ID credential: {fix}."
     )
-
-
-def references(auth: PlatformAuth) -> list[SecretRef]:
-    """Every reference ``auth`` reads: its secret and a vault-held certificate."""
-    refs = [auth.secret] if auth.secret is not None else []
-    if auth.certificate_path and auth.certificate_path.startswith("vault://"):
-        ref = parse_ref(auth.certificate_path)
-        if ref is not None:
-            refs.append(ref)
-    return refs

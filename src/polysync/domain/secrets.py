@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from urllib.parse import quote
 
-from polysync.domain.models import SecretRef
+from polysync.domain.models import PlatformAuth, SecretRef
 from polysync.errors import ReferenceNotAllowed, SecretError
 
 ENV_PREFIX = "env:"
@@ -138,6 +138,16 @@ def escape_literal(value: str) -> str:
 def looks_like_ref(text: str) -> bool:
     """Text that would be a reference in a Secret slot (a hint for literal values)."""
     return text.startswith((ENV_PREFIX, FILE_PREFIX, VAULT_PREFIX))
+
+
+def auth_references(auth: PlatformAuth) -> list[SecretRef]:
+    """Every reference a credential reads: its secret and a vault-held certificate."""
+    refs = [auth.secret] if auth.secret is not None else []
+    if auth.certificate_path and auth.certificate_path.startswith(VAULT_PREFIX):
+        ref = parse_ref(auth.certificate_path)
+        if ref is not None:
+            refs.append(ref)
+    return refs
 
 
 def describe(ref: SecretRef) -> str:

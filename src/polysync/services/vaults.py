@@ -12,9 +12,8 @@ from urllib.parse import urlsplit
 
 from polysync.domain import limits
 from polysync.domain.models import VAULT_PROVIDER_AZURE, AuthMode, SecretVault
-from polysync.domain.secrets import Writer
+from polysync.domain.secrets import Writer, auth_references
 from polysync.errors import InputError
-from polysync.identity import references
 from polysync.services.context import Services
 from polysync.services.platforms import (
     AuthInput,
@@ -89,7 +88,7 @@ def build_vault(data: VaultInput) -> SecretVault:
             + " (shared-key is for Batch accounts)."
         )
     auth = build_auth(data)
-    for ref in references(auth):
+    for ref in auth_references(auth):
         if ref.kind == "vault" and (ref.vault or "").lower() == data.name.lower():
             raise InputError(
                 f"the credential of vault {data.name} cannot be kept in vault {data.name} "

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from polysync.domain.models import SecretRef, SecretVault
-from polysync.domain.secrets import REDACTOR
+from polysync.domain.secrets import REDACTOR, auth_references
 from polysync.errors import NotFoundError, SecretError
-from polysync.identity import references, token_credential
+from polysync.identity import token_credential
 from polysync.vaults import host
 from polysync.vaults.checks import VaultCheck
 from polysync.vaults.keyvault import KeyVaultProvider
@@ -147,7 +147,9 @@ class SecretResolver:
             )
         # The vault's own credential, through this resolver (cached like any secret).
         inner = opening | {key}
-        values = {str(r): await self._resolve(r, opening=inner) for r in references(vault.auth)}
+        values = {
+            str(r): await self._resolve(r, opening=inner) for r in auth_references(vault.auth)
+        }
         current = self._providers.get(key)
         # The same settings and credential values: the client in hand still fits (a
         # rotated credential, once re-read, rebuilds it).
@@ -174,7 +176,7 @@ class SecretResolver:
         """Reach ``vault`` and list one secret name; reads no secret value of the vault."""
         checks: list[VaultCheck] = []
         try:
-            values = {str(r): await self.resolve(r) for r in references(vault.auth)}
+            values = {str(r): await self.resolve(r) for r in auth_references(vault.auth)}
             provider = self._new_provider(vault, values)
         except SecretError as exc:
             return [VaultCheck("credential", False, str(exc))]

@@ -18,6 +18,7 @@ from typing import Any
 
 from polysync.domain import ids
 from polysync.domain.models import JOB_TYPE_BATCH_JOB, Job, Platform, TaskRun
+from polysync.domain.secrets import auth_references
 from polysync.errors import (
     FingerprintMismatch,
     NotFoundError,
@@ -26,7 +27,6 @@ from polysync.errors import (
     PoolNotFoundError,
     TemplateError,
 )
-from polysync.identity import references
 from polysync.jobtypes.azure_batch import links, plan, status
 from polysync.jobtypes.azure_batch.client import (
     DEFAULT_RETRY_BACKOFF_S,
@@ -200,7 +200,9 @@ class BatchJobType:
             self._flights = {}
             self._loop = loop
         # Resolved outside the lock: a vault read must not hold up other platforms.
-        values = {str(ref): await self._secrets.resolve(ref) for ref in references(platform.auth)}
+        values = {
+            str(ref): await self._secrets.resolve(ref) for ref in auth_references(platform.auth)
+        }
         async with self._lock:
             current = self._apis.get(platform.name)
             if (
