@@ -282,9 +282,8 @@ async def _masked(svc: Services, run: TaskRun, failure: Failure) -> Failure:
     redactor = await masker(svc, run)
     if not redactor:
         return failure
-    return Failure(
-        category=failure.category,
-        code=failure.code,
+    return replace(
+        failure,
         message=redactor.redact(failure.message),
         details=tuple((k, redactor.redact(v)) for k, v in failure.details),
         stderr_tail=redactor.redact(failure.stderr_tail) if failure.stderr_tail else None,
